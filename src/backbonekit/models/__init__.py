@@ -1,0 +1,3 @@
+from backbonekit.models.registry import create_model, list_models, register_model
+
+__all__ = ["create_model", "list_models", "register_model"]

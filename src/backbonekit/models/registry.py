@@ -1,0 +1,56 @@
+"""One registry for every architecture: ``create_model(name)`` and ``list_models(pattern)``, as in timm."""
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from typing import Callable
+
+import torch.nn as nn
+
+from backbonekit.errors import ConfigError
+
+_ENTRYPOINTS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Decorator: the function's name becomes the model name."""
+    if fn.__name__ in _ENTRYPOINTS:
+        raise ValueError(f"model {fn.__name__!r} registered twice")
+    _ENTRYPOINTS[fn.__name__] = fn
+    return fn
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered model names matching a shell-style pattern, e.g. ``list_models("efficientnet_b*")``."""
+    _import_all()
+    return sorted(n for n in _ENTRYPOINTS if fnmatch.fnmatch(n, pattern))
+
+
+def model_entrypoint(name: str) -> Callable[..., nn.Module]:
+    _import_all()
+    try:
+        return _ENTRYPOINTS[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, _ENTRYPOINTS, n=3)
+        hint = f" Did you mean: {', '.join(close)}?" if close else " See `backbonekit models` for the list."
+        raise ConfigError(f"unknown model {name!r}.{hint}") from None
+
+
+def create_model(name: str, *, pretrained: str | dict | None = None, **kwargs) -> nn.Module:
+    """Build a registered model; ``pretrained`` is a weight file or state dict in any supported layout.
+
+    Keyword arguments override the architecture's defaults (``num_classes``, ``drop_rate``, ``norm_layer`` …).
+    """
+    model = model_entrypoint(name)(**kwargs)
+    model.model_name = name
+    model.model_kwargs = {k: v for k, v in kwargs.items() if isinstance(v, (int, float, str, bool, list, tuple))}
+    if pretrained is not None:
+        from backbonekit.weights import load_weights
+
+        load_weights(model, pretrained)
+    return model
+
+
+def _import_all() -> None:
+    # Importing the architecture modules runs their @register_model decorators.
+    from backbonekit.models import efficientnet, resnet  # noqa: F401

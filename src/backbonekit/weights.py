@@ -1,0 +1,327 @@
+"""Weights in, weights out.
+
+``load_weights`` reads a state dict in any supported layout (ours, torchvision, timm, lukemelas
+``efficientnet_pytorch``), renames it to ours and loads it strictly, so a mismatch is an error that names the keys
+rather than a silently half-initialised model. ``save_weights`` writes safetensors with enough metadata for
+``load_model`` to rebuild the model.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from backbonekit.errors import WeightsError
+
+StateDict = dict[str, torch.Tensor]
+
+# Training checkpoints wrap the weights; these are the keys used by Lightning, timm, torchvision references, DETR…
+WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "model_state", "net", "module", "params")
+EMA_KEYS = ("state_dict_ema", "model_ema", "ema")
+PREFIXES = ("module.", "_orig_mod.")  # DataParallel/DDP and torch.compile
+
+
+# ----------------------------------------------------------------------------------------------------- reading
+
+def read_state_dict(source: str | os.PathLike | dict, *, prefer_ema: bool = False) -> StateDict:
+    """A flat ``{name: tensor}`` from a file or a (possibly wrapped) dict, with DDP/compile prefixes removed."""
+    obj = _read_file(Path(source)) if isinstance(source, (str, os.PathLike)) else source
+    where = str(source) if isinstance(source, (str, os.PathLike)) else "state dict"
+    state = _unwrap(obj, prefer_ema, where)
+    return {_strip_prefixes(k): v for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+
+def _read_file(path: Path) -> dict:
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such file")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(path)
+        except (SafetensorError, OSError, ValueError) as e:
+            raise WeightsError(f"{path}: not a readable safetensors file ({e})") from None
+    try:
+        # weights_only: a .pth can carry arbitrary pickled code; we accept tensors and plain containers only.
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "weights_only" in str(e) or "Unsupported global" in str(e):
+            raise WeightsError(f"{path}: holds Python objects besides tensors, which are not loaded for safety; "
+                               "save `model.state_dict()` (or safetensors) instead") from None
+        raise WeightsError(f"{path}: not a PyTorch weight file ({_first_line(e)})") from None
+    except Exception as e:  # noqa: BLE001 - any failure to deserialise means the file is unusable
+        raise WeightsError(f"{path}: cannot read weights, the file is truncated or not a PyTorch file "
+                           f"({_first_line(e)})") from None
+
+
+def _unwrap(obj, prefer_ema: bool, where: str) -> dict:
+    if not isinstance(obj, dict):
+        raise WeightsError(f"{where}: expected a state dict, found {type(obj).__name__}")
+    for _ in range(3):  # nested wrappers, e.g. {"model": {"state_dict": …}}
+        if any(isinstance(v, torch.Tensor) for v in obj.values()):
+            return obj
+        keys = (EMA_KEYS + WRAPPER_KEYS) if prefer_ema else (WRAPPER_KEYS + EMA_KEYS)
+        inner = next((obj[k] for k in keys if isinstance(obj.get(k), dict)), None)
+        if inner is None:
+            break
+        obj = inner
+    if not any(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise WeightsError(f"{where}: no tensors found (top-level keys: {', '.join(map(str, list(obj)[:8]))})")
+    return obj
+
+
+def _strip_prefixes(key: str) -> str:
+    changed = True
+    while changed:
+        changed = False
+        for prefix in PREFIXES:
+            if key.startswith(prefix):
+                key, changed = key[len(prefix):], True
+    return key
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+
+
+# ------------------------------------------------------------------------------------------ layouts → ours
+
+def _conv_bn(part: str) -> str:
+    return {"0": "conv", "1": "bn"}[part]
+
+
+def _from_torchvision_efficientnet(sd: StateDict, model: nn.Module) -> StateDict:
+    last = max(int(k.split(".")[1]) for k in sd if k.startswith("features."))
+    out = {}
+    for key, value in sd.items():
+        parts = key.split(".")
+        if parts[0] == "classifier":  # classifier.1 = Linear after Dropout
+            out[".".join(["classifier"] + parts[2:])] = value
+            continue
+        stage = int(parts[1])
+        if stage in (0, last):  # features.0 stem, features.8 head: Conv2dNormActivation(conv, bn, act)
+            out[".".join(["stem" if stage == 0 else "head", _conv_bn(parts[2])] + parts[3:])] = value
+            continue
+        s, j, k = stage - 1, parts[2], int(parts[4])
+        expanded = f"features.{stage}.{j}.block.3.0.weight" in sd
+        role = (["expand", "dwconv", "se", "project"] if expanded else ["dwconv", "se", "project"])[k]
+        rest = parts[5:]
+        if role == "se":
+            rest = [{"fc1": "reduce", "fc2": "expand"}[rest[0]]] + rest[1:]
+        else:
+            rest = [_conv_bn(rest[0])] + rest[1:]
+        out[".".join(["stages", str(s), j, role] + rest)] = value
+    return out
+
+
+_TIMM_TOP = {"conv_stem": "stem.conv", "bn1": "stem.bn", "conv_head": "head.conv", "bn2": "head.bn",
+             "classifier": "classifier"}
+_TIMM_EXPANDED = {"conv_pw": "expand.conv", "bn1": "expand.bn", "conv_dw": "dwconv.conv", "bn2": "dwconv.bn",
+                  "se.conv_reduce": "se.reduce", "se.conv_expand": "se.expand", "conv_pwl": "project.conv",
+                  "bn3": "project.bn"}
+_TIMM_DEPTHWISE = {"conv_dw": "dwconv.conv", "bn1": "dwconv.bn", "se.conv_reduce": "se.reduce",
+                   "se.conv_expand": "se.expand", "conv_pw": "project.conv", "bn2": "project.bn"}
+
+
+def _from_timm_efficientnet(sd: StateDict, model: nn.Module) -> StateDict:
+    out = {}
+    block_re = re.compile(r"blocks\.(\d+)\.(\d+)\.(.+)\.(\w+)$")
+    for key, value in sd.items():
+        m = block_re.match(key)
+        if m:
+            s, j, part, param = m.groups()
+            # timm's first-stage blocks have no expansion and name their convs differently (DepthwiseSeparable).
+            table = _TIMM_EXPANDED if f"blocks.{s}.{j}.conv_pwl.weight" in sd else _TIMM_DEPTHWISE
+            out[f"stages.{s}.{j}.{table.get(part, part)}.{param}"] = value
+        else:
+            head, _, param = key.rpartition(".")
+            out[f"{_TIMM_TOP.get(head, head)}.{param}"] = value
+    return out
+
+
+_LUKEMELAS_TOP = {"_conv_stem": "stem.conv", "_bn0": "stem.bn", "_conv_head": "head.conv", "_bn1": "head.bn",
+                  "_fc": "classifier"}
+_LUKEMELAS_BLOCK = {"_expand_conv": "expand.conv", "_bn0": "expand.bn", "_depthwise_conv": "dwconv.conv",
+                    "_bn1": "dwconv.bn", "_se_reduce": "se.reduce", "_se_expand": "se.expand",
+                    "_project_conv": "project.conv", "_bn2": "project.bn"}
+
+
+def _from_lukemelas_efficientnet(sd: StateDict, model: nn.Module) -> StateDict:
+    stages = getattr(model, "stages", None)
+    if stages is None:
+        raise WeightsError(f"these are EfficientNet weights (efficientnet_pytorch layout); "
+                           f"{getattr(model, 'model_name', type(model).__name__)} is not an EfficientNet")
+    # lukemelas numbers blocks globally; ours are numbered within stages.
+    where = [f"{s}.{j}" for s, stage in enumerate(stages) if isinstance(stage, nn.Sequential)
+             for j in range(len(stage))]
+    out = {}
+    for key, value in sd.items():
+        parts = key.split(".")
+        if parts[0] == "_blocks":
+            g = int(parts[1])
+            if g >= len(where):
+                raise WeightsError(f"weights have block {g}, the model only {len(where)}: another EfficientNet size?")
+            out[f"stages.{where[g]}.{_LUKEMELAS_BLOCK.get(parts[2], parts[2])}.{'.'.join(parts[3:])}"] = value
+        else:
+            out[f"{_LUKEMELAS_TOP.get(parts[0], parts[0])}.{'.'.join(parts[1:])}"] = value
+    return out
+
+
+# signature key → (layout name, converter). ResNet weights of torchvision and timm already use our names.
+LAYOUTS: dict[str, tuple[str, Callable[[StateDict, nn.Module], StateDict]]] = {
+    "features.0.0.weight": ("torchvision EfficientNet", _from_torchvision_efficientnet),
+    "conv_stem.weight": ("timm EfficientNet", _from_timm_efficientnet),
+    "_conv_stem.weight": ("efficientnet_pytorch (lukemelas)", _from_lukemelas_efficientnet),
+}
+
+
+def detect_layout(sd: StateDict) -> str:
+    for signature, (name, _) in LAYOUTS.items():
+        if signature in sd:
+            return name
+    return "backbonekit / torchvision / timm ResNet"
+
+
+def convert_state_dict(sd: StateDict, model: nn.Module) -> StateDict:
+    """Rename a state dict of any supported layout to the names of ``model`` (ours)."""
+    for signature, (_, convert) in LAYOUTS.items():
+        if signature in sd:
+            return convert(sd, model)
+    return dict(sd)
+
+
+# ------------------------------------------------------------------------------------------------ loading
+
+def load_weights(model: nn.Module, source: str | os.PathLike | dict, *, prefer_ema: bool = False) -> nn.Module:
+    """Load weights of any supported layout into ``model`` (in place; also returned).
+
+    A classifier of another class count (or a model without classifier) keeps its own weights, with a warning when
+    the count differs; every other key must match by name and shape.
+    """
+    name = getattr(model, "model_name", type(model).__name__)
+    where = str(source) if isinstance(source, (str, os.PathLike)) else "state dict"
+    sd = read_state_dict(source, prefer_ema=prefer_ema)
+    layout = detect_layout(sd)
+    sd = convert_state_dict(sd, model)
+    sd = _strip_common_prefix(sd, model.state_dict())
+    expected = model.state_dict()
+    sd, own_classifier = _drop_classifier_if_different(sd, expected, model, where)
+    for k in own_classifier:
+        sd[k] = expected[k]
+
+    # FrozenBatchNorm2d keeps no step counter; BatchNorm may be loaded from weights saved without one.
+    missing = [k for k in expected if k not in sd and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in sd if k not in expected and not k.endswith("num_batches_tracked")]
+    mismatched = [f"{k} {tuple(sd[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
+                  if k in sd and sd[k].shape != v.shape]
+    if missing or unexpected or mismatched:
+        raise WeightsError(f"{where}: weights (layout: {layout}) do not fit {name}: "
+                           + "; ".join(_describe(label, keys) for label, keys in
+                                       (("missing", missing), ("unexpected", unexpected),
+                                        ("shape mismatch", mismatched)) if keys))
+    for k, v in expected.items():
+        if k.endswith("num_batches_tracked") and k not in sd:
+            sd[k] = v
+    model.load_state_dict({k: v for k, v in sd.items() if k in expected}, strict=True)
+    return model
+
+
+def _strip_common_prefix(sd: StateDict, expected: StateDict) -> StateDict:
+    # Checkpoints of a LightningModule or a wrapper name the net by an attribute ("model.", "backbone.", …).
+    for _ in range(2):
+        if not sd or any(k in expected for k in sd):
+            return sd
+        heads = {k.split(".", 1)[0] for k in sd}
+        if len(heads) != 1 or not all("." in k for k in sd):
+            return sd
+        sd = {k.split(".", 1)[1]: v for k, v in sd.items()}
+    return sd
+
+
+def _drop_classifier_if_different(sd: StateDict, expected: StateDict, model: nn.Module,
+                                  where: str) -> tuple[StateDict, list[str]]:
+    """Drop a classifier trained for another class count; returns the weights and the model keys kept as they are."""
+    prefix = getattr(model, "classifier_name", None)
+    keys = [k for k in sd if prefix and k.startswith(prefix + ".")]
+    if not keys or all(k in expected and expected[k].shape == sd[k].shape for k in keys):
+        return sd, []
+    own = [k for k in expected if k.startswith(prefix + ".")]
+    weight, features = sd.get(f"{prefix}.weight"), getattr(model, "num_features", None)
+    if own and weight is not None and weight.ndim == 2 and weight.shape[1] == features:
+        warnings.warn(f"{where}: classifier for {weight.shape[0]} classes does not fit {model.num_classes}; "
+                      "it keeps its fresh initialisation", stacklevel=3)
+    elif own:
+        return sd, []  # another architecture: let the key and shape check report it
+    return {k: v for k, v in sd.items() if k not in keys}, own
+
+
+def _describe(label: str, keys: list[str], shown: int = 5) -> str:
+    more = f" … (+{len(keys) - shown} more)" if len(keys) > shown else ""
+    return f"{len(keys)} {label} ({', '.join(keys[:shown])}{more})"
+
+
+# ------------------------------------------------------------------------------------------------- saving
+
+def save_weights(model: nn.Module, path: str | os.PathLike, metadata: dict | None = None) -> Path:
+    """Write the weights as safetensors (atomically) with the metadata ``load_model`` needs to rebuild the model."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cfg = getattr(model, "pretrained_cfg", {})
+    meta = {"format": "backbonekit",
+            "architecture": getattr(model, "model_name", type(model).__name__),
+            "model_kwargs": json.dumps(getattr(model, "model_kwargs", {})),
+            "num_classes": str(getattr(model, "num_classes", "")),
+            "mean": json.dumps(list(cfg.get("mean", ()))), "std": json.dumps(list(cfg.get("std", ()))),
+            "input_size": json.dumps(list(cfg.get("input_size", ())))}
+    meta.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()})
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=meta)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such file")
+    try:
+        with safe_open(path, "pt") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError) as e:
+        raise WeightsError(f"{path}: not a readable safetensors file ({e})") from None
+
+
+def load_model(path: str | os.PathLike, **overrides) -> nn.Module:
+    """Rebuild a model saved by ``save_weights`` (architecture and options from its metadata) and load it."""
+    from backbonekit.models.registry import create_model
+
+    meta = read_metadata(path)
+    if meta.get("format") != "backbonekit" or "architecture" not in meta:
+        raise WeightsError(f"{path}: no backbonekit metadata; use create_model(name, pretrained=…) instead")
+    kwargs = json.loads(meta.get("model_kwargs", "{}"))
+    if meta.get("num_classes", "").lstrip("-").isdigit():
+        kwargs["num_classes"] = int(meta["num_classes"])
+    kwargs.update(overrides)
+    model = create_model(meta["architecture"], **kwargs)
+    load_weights(model, path)
+    model.metadata = meta
+    return model
