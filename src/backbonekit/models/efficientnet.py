@@ -206,3 +206,23 @@ def efficientnet_custom(phi: float = 0.0, **kwargs) -> EfficientNet:
     """An EfficientNet at any compound coefficient φ: width β^φ, depth α^φ, resolution γ^φ."""
     width, depth, size = compound_coefficients(phi)
     return EfficientNet(width, depth, size, **kwargs)
+
+
+def _efficientnet_lite0(tf_same: bool, **kwargs) -> EfficientNet:
+    # Lite: no squeeze-excitation and ReLU6 (friendlier to integer accelerators), stem and head not scaled.
+    defaults = dict(drop_rate=0.2, se=False, act_layer=nn.ReLU6, fixed_stem_head=True, bn_eps=1e-3, bn_momentum=0.01)
+    defaults.update(kwargs)
+    model = EfficientNet(1.0, 1.0, 224, tf_same=tf_same, **defaults)
+    # The TF Lite models were trained on inputs scaled to [-1, 1].
+    model.pretrained_cfg.update(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    return model
+
+
+@register_model
+def efficientnet_lite0(**kwargs) -> EfficientNet:
+    return _efficientnet_lite0(False, **kwargs)
+
+
+@register_model
+def tf_efficientnet_lite0(**kwargs) -> EfficientNet:
+    return _efficientnet_lite0(True, **kwargs)
