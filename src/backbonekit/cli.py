@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = top.add_parser(verb, help=f"{verb} (per task)")
         verbs[verb] = p.add_subparsers(dest="task", required=True, metavar="TASK")
     verbs["_top"] = top
+    demo = top.add_parser("demo", help="the main job on built-in data (see README)")
+    demo.set_defaults(func=run_demo)
     for name in COMMAND_MODULES:
         try:
             module = importlib.import_module(name)
@@ -40,6 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
             raise
         module.add_commands(verbs)
     return parser
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Train a classifier on the built-in digits; before the trainer existed this was a parity check."""
+    try:
+        from backbonekit.classification.commands import run_demo as demo
+    except ImportError:
+        from backbonekit.tools.commands import run_parity_demo as demo
+    return demo()
 
 
 def main(argv: list[str] | None = None) -> int:
