@@ -1,0 +1,106 @@
+"""Top-level tool commands: ``models``, ``summary``, ``bench``."""
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+
+
+def add_commands(verbs: dict) -> None:
+    top = verbs["_top"]
+    p = top.add_parser("models", help="list the registered models")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style pattern, e.g. 'efficientnet_b*'")
+    p.set_defaults(func=cmd_models)
+
+    p = top.add_parser("summary", help="per-layer table, parameters, FLOPs and memory of a model")
+    p.add_argument("model")
+    p.add_argument("--image-size", nargs="+", type=int, metavar=("H", "W"),
+                   help="input height and width (one number: square; default: the model's resolution)")
+    p.add_argument("--num-classes", type=int, default=1000)
+    p.add_argument("--max-rows", type=int, default=None, help="show only the first N layers")
+    p.add_argument("--json", action="store_true", help="print the totals as JSON")
+    p.set_defaults(func=cmd_summary)
+
+    p = top.add_parser("bench", help="images/s of our model against torchvision's or timm's, in one process")
+    p.add_argument("model")
+    p.add_argument("--vs", default="torchvision", help="torchvision or timm")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--train", action="store_true", help="time a full train step instead of inference")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    p.add_argument("--fuse", action="store_true", help="fold BatchNorm into convs (ours only: a feature we offer)")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--iters", type=int, default=3, help="steps per round")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from backbonekit.tools.console import make_console
+    from rich.table import Table
+
+    from backbonekit.models.registry import create_model, list_models
+
+    table = Table("model", "params", "resolution", "feature channels")
+    for name in list_models(args.pattern):
+        if name in ("efficientnet_custom",) and not fnmatch.fnmatch(name, args.pattern.rstrip("*") or "*"):
+            continue
+        model = create_model(name)
+        table.add_row(name, f"{sum(p.numel() for p in model.parameters()):,}",
+                      str(model.pretrained_cfg["input_size"][-1]),
+                      " ".join(str(i["num_chs"]) for i in model.feature_info))
+    make_console().print(table)
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from backbonekit.errors import ConfigError
+    from backbonekit.models.registry import create_model
+    from backbonekit.tools.summary import render, summarize
+
+    model = create_model(args.model, num_classes=args.num_classes)
+    size = args.image_size or list(model.pretrained_cfg["input_size"][1:])
+    if len(size) not in (1, 2) or min(size) < 8:
+        raise ConfigError("--image-size takes H W (or one number for a square), each at least 8")
+    h, w = (size[0], size[0]) if len(size) == 1 else size
+    summary = summarize(model, (3, h, w))
+    if args.json:
+        print(json.dumps({"model": args.model, "input_size": [3, h, w], "params": summary.total_params,
+                          "trainable_params": summary.trainable_params, "flops": summary.flops,
+                          "activation_bytes": summary.activation_bytes, "layers": len(summary.rows)}))
+    else:
+        render(summary, args.max_rows)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from backbonekit.tools.bench import render, run_bench
+
+    result = run_bench(args.model, vs=args.vs, batch_size=args.batch_size, image_size=args.image_size,
+                       train=args.train, channels_last=args.channels_last, precision=args.precision, fuse=args.fuse,
+                       threads=args.threads, rounds=args.rounds, iters=args.iters)
+    if args.json:
+        print(json.dumps(result.as_dict()))
+    else:
+        render([result])
+    return 0
+
+
+def run_parity_demo() -> int:
+    """Summary of ResNet-50 and a check that it reproduces torchvision's outputs on torchvision's weights."""
+    import torch
+    import torchvision
+
+    from backbonekit.models.registry import create_model
+    from backbonekit.tools.summary import render, summarize
+
+    peer = torchvision.models.resnet50().eval()
+    ours = create_model("resnet50", pretrained=peer.state_dict()).eval()
+    render(summarize(ours, (3, 224, 224)), max_rows=12)
+    x = torch.randn(2, 3, 224, 224)
+    with torch.inference_mode():
+        diff = (ours(x) - peer(x)).abs().max().item()
+    print(f"resnet50 vs torchvision on the same weights: max |diff| = {diff:.2e}")
+    return 0 if diff <= 1e-4 else 1

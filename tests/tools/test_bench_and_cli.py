@@ -1,0 +1,51 @@
+import json
+
+import pytest
+
+from backbonekit.cli import main
+from backbonekit.errors import ConfigError
+from backbonekit.tools.bench import run_bench
+
+
+def test_bench_runs_both_models_on_the_same_weights():
+    result = run_bench("resnet18", vs="torchvision", batch_size=1, image_size=64, rounds=1, iters=1, warmup=1)
+    assert result.ours_images_per_s > 0 and result.peer_images_per_s > 0 and result.ratio > 0
+    assert result.max_abs_diff <= 1e-4
+
+
+def test_bench_train_and_fused_inference():
+    timm = pytest.importorskip("timm")  # noqa: F841
+    train = run_bench("efficientnet_b0", vs="timm", batch_size=2, image_size=64, train=True, rounds=1, iters=1,
+                      warmup=1)
+    assert train.mode == "train" and train.ratio > 0
+    fused = run_bench("resnet18", batch_size=1, image_size=64, fuse=True, channels_last=True, rounds=1, iters=1,
+                      warmup=1)
+    assert fused.fused and fused.channels_last
+
+
+def test_bench_bad_peer_and_options():
+    with pytest.raises(ConfigError, match="--vs must be one of"):
+        run_bench("resnet18", vs="keras")
+    with pytest.raises(ConfigError, match="torchvision has no model"):
+        run_bench("tf_efficientnet_b0", vs="torchvision")
+    with pytest.raises(ConfigError, match="cannot be combined"):
+        run_bench("resnet18", fuse=True, train=True)
+
+
+def test_cli_bench_json(capsys):
+    assert main(["bench", "resnet18", "--batch-size", "1", "--image-size", "32", "--rounds", "1", "--iters", "1",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["model"] == "resnet18" and out["ratio"] > 0
+
+
+def test_cli_unknown_model_is_one_line(capsys):
+    assert main(["summary", "resnet5O"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown model 'resnet5O'") and "Traceback" not in err
+
+
+def test_cli_models_lists_the_families(capsys):
+    assert main(["models", "resnet1*"]) == 0
+    out = capsys.readouterr().out
+    assert "resnet18" in out and "11,689,512" in out and "resnet101" in out
