@@ -1,5 +1,6 @@
 """Parameter and state-dict entry counts equal the reference implementations' (REFERENCE §1)."""
 import pytest
+import torch
 
 import backbonekit as bk
 
@@ -60,3 +61,11 @@ def test_list_models_and_unknown_name():
     assert len(bk.list_models("*efficientnet_b?")) == 16
     with pytest.raises(bk.errors.ConfigError, match="resnet50"):
         bk.create_model("resnet5O")
+
+
+def test_resnet_stochastic_depth_is_optional_and_keeps_the_weights_layout():
+    model = bk.create_model("resnet50", drop_path_rate=0.1)
+    rates = [b.drop_path.p for layer in (model.layer1, model.layer2, model.layer3, model.layer4) for b in layer
+             if not isinstance(b.drop_path, torch.nn.Identity)]
+    assert len(rates) == 15 and rates[-1] == pytest.approx(0.1)  # the first block's rate is 0: no module
+    assert len(model.state_dict()) == 320

@@ -11,6 +11,8 @@ from typing import Callable, Sequence, Type
 import torch
 import torch.nn as nn
 
+from torchvision.ops import StochasticDepth
+
 from backbonekit.models.base import ImageClassifier, imagenet_cfg
 from backbonekit.models.registry import register_model
 
@@ -30,7 +32,7 @@ class BasicBlock(nn.Module):
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
                  groups: int = 1, base_width: int = 64, dilation: int = 1, norm_layer: NormLayer = nn.BatchNorm2d,
-                 stride_in_1x1: bool = False):
+                 stride_in_1x1: bool = False, drop_path: float = 0.0):
         super().__init__()
         if groups != 1 or base_width != 64:
             raise ValueError("BasicBlock supports only groups=1 and base_width=64")
@@ -40,12 +42,13 @@ class BasicBlock(nn.Module):
         self.conv2 = conv3x3(planes, planes, dilation=dilation)
         self.bn2 = norm_layer(planes)
         self.downsample = downsample
+        self.drop_path = StochasticDepth(drop_path, "row") if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
+        return self.relu(self.drop_path(out) + identity)
 
     def last_norm(self) -> nn.Module:
         return self.bn2
@@ -56,7 +59,7 @@ class Bottleneck(nn.Module):
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
                  groups: int = 1, base_width: int = 64, dilation: int = 1, norm_layer: NormLayer = nn.BatchNorm2d,
-                 stride_in_1x1: bool = False):
+                 stride_in_1x1: bool = False, drop_path: float = 0.0):
         super().__init__()
         width = int(planes * (base_width / 64.0)) * groups
         # v1 (the paper, Caffe weights) strides the first 1×1; v1.5 strides the 3×3. Same keys, different maths.
@@ -69,13 +72,14 @@ class Bottleneck(nn.Module):
         self.bn3 = norm_layer(planes * self.expansion)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
+        self.drop_path = StochasticDepth(drop_path, "row") if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+        return self.relu(self.drop_path(out) + identity)
 
     def last_norm(self) -> nn.Module:
         return self.bn3
@@ -87,7 +91,8 @@ class ResNet(ImageClassifier):
     def __init__(self, block: Type[BasicBlock | Bottleneck], layers: Sequence[int], num_classes: int = 1000,
                  in_chans: int = 3, zero_init_residual: bool = False, groups: int = 1, width_per_group: int = 64,
                  replace_stride_with_dilation: Sequence[bool] | None = None, output_stride: int | None = None,
-                 norm_layer: NormLayer | None = None, stride_in_1x1: bool = False, drop_rate: float = 0.0):
+                 norm_layer: NormLayer | None = None, stride_in_1x1: bool = False, drop_rate: float = 0.0,
+                 drop_path_rate: float = 0.0):
         super().__init__()
         norm_layer = norm_layer or nn.BatchNorm2d
         dilate = _dilation_flags(replace_stride_with_dilation, output_stride)
@@ -97,6 +102,9 @@ class ResNet(ImageClassifier):
         self.bn1 = norm_layer(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        # Stochastic depth rising linearly over all blocks (timm's schedule); 0 by default, as in torchvision.
+        total = sum(layers)
+        self._drop_paths = iter([drop_path_rate * i / max(total - 1, 1) for i in range(total)])
         make = partial(self._make_layer, block, norm_layer=norm_layer, stride_in_1x1=stride_in_1x1)
         self.layer1 = make(64, layers[0])
         self.layer2 = make(128, layers[1], stride=2, dilate=dilate[0])
@@ -128,9 +136,11 @@ class ResNet(ImageClassifier):
                                        norm_layer(planes * block.expansion))
         common = dict(groups=self.groups, base_width=self.base_width, norm_layer=norm_layer,
                       stride_in_1x1=stride_in_1x1)
-        layers = [block(self.inplanes, planes, stride, downsample, dilation=previous_dilation, **common)]
+        layers = [block(self.inplanes, planes, stride, downsample, dilation=previous_dilation,
+                        drop_path=next(self._drop_paths), **common)]
         self.inplanes = planes * block.expansion
-        layers += [block(self.inplanes, planes, dilation=self.dilation, **common) for _ in range(1, blocks)]
+        layers += [block(self.inplanes, planes, dilation=self.dilation, drop_path=next(self._drop_paths), **common)
+                   for _ in range(1, blocks)]
         return nn.Sequential(*layers)
 
     def _init_weights(self, zero_init_residual: bool) -> None:
