@@ -1,0 +1,1 @@
+"""Image classification: data sets, the LightningModule and the train / eval / predict commands."""

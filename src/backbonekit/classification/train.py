@@ -1,0 +1,107 @@
+"""``train classify``: data → ClassificationTask → the engine, then best.safetensors and the confusion matrix."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import lightning.pytorch as pl
+import torch
+from torch.utils.data import DataLoader
+
+from backbonekit.classification.data import build_classification_data
+from backbonekit.classification.task import ClassificationTask
+from backbonekit.classification.transforms import mixing_collate
+from backbonekit.errors import ConfigError
+from backbonekit.models.registry import model_entrypoint
+from backbonekit.training.engine import EngineConfig, FitResult, fit
+
+
+def train_classifier(args: argparse.Namespace) -> FitResult:
+    model_entrypoint(args.model)  # an unknown name fails here, before any data is read
+    pl.seed_everything(args.seed, workers=True, verbose=False)
+    probe = _model_defaults(args.model)
+    image_size = args.image_size or probe["input_size"][-1]
+    data = build_classification_data(args.data, image_size=image_size, augment=args.augment,
+                                     val_ratio=args.val_ratio, seed=args.seed, skip_bad_images=args.skip_bad_images,
+                                     mean=probe["mean"], std=probe["std"])
+    if data.skipped:
+        print(f"skipped {len(data.skipped)} unreadable image(s), e.g. {data.skipped[0][0]}: {data.skipped[0][1]}",
+              file=sys.stderr)
+    lr = args.lr if args.lr is not None else (0.1 if args.optimizer == "sgd" else 1e-3)
+    config = dict(model=args.model, num_classes=len(data.class_names), class_names=data.class_names,
+                  pretrained=args.pretrained, image_size=image_size, mean=tuple(probe["mean"]),
+                  std=tuple(probe["std"]), optimizer=args.optimizer, lr=lr, weight_decay=args.weight_decay,
+                  scheduler=args.scheduler, warmup_epochs=args.warmup_epochs, step_size=args.step_size,
+                  epochs=args.epochs, freeze_backbone=args.freeze_backbone, backbone_lr_mult=args.backbone_lr_mult,
+                  label_smoothing=args.label_smoothing, drop_rate=args.drop_rate, drop_path_rate=args.drop_path_rate)
+    batch_size = _resolve_batch_size(args, config, len(data.train))
+    task = ClassificationTask(**config)
+
+    collate = mixing_collate(len(data.class_names), args.cutmix, args.mixup)
+    loader_args = dict(num_workers=args.workers, persistent_workers=args.workers > 0)
+    # Mixing pairs images within a batch: a last batch of one would have nothing to mix with.
+    train_loader = DataLoader(data.train, batch_size=batch_size, shuffle=True, drop_last=collate is not None
+                              and len(data.train) > batch_size, collate_fn=collate, **loader_args)
+    val_loader = DataLoader(data.val, batch_size=batch_size, shuffle=False, **loader_args)
+
+    devices = int(args.devices) if str(args.devices).isdigit() else args.devices
+    progress = {"auto": None, "bar": True, "lines": False}[args.progress]
+    engine = EngineConfig(task="classify", epochs=args.epochs, out=args.out, name=args.name, resume=args.resume,
+                          precision=args.precision, devices=devices, accelerator=args.accelerator,
+                          strategy=args.strategy, num_nodes=args.num_nodes, deterministic=args.deterministic,
+                          monitor="val/top1", mode="max", log_keys=("train/loss", "val/loss", "val/top5"),
+                          progress=progress)
+    hparams = {"task": {k: v for k, v in config.items() if k != "class_names"}, "class_names": data.class_names,
+               "data": {"source": data.source, "path": args.data, "train": len(data.train), "val": len(data.val),
+                        "batch_size": batch_size, "augment": args.augment, "cutmix": args.cutmix,
+                        "mixup": args.mixup}}
+    result = fit(task, train_loader, val_loader, engine, hparams=hparams)
+    if result.trainer.is_global_zero and result.best_path is not None and result.best_path.exists():
+        _export_best(result, config)
+    return result
+
+
+def _model_defaults(name: str) -> dict:
+    from backbonekit.models.registry import create_model
+
+    return create_model(name, num_classes=0).pretrained_cfg
+
+
+def _resolve_batch_size(args, config: dict, train_size: int) -> int:
+    if str(args.batch_size).lower() != "auto":
+        try:
+            size = int(args.batch_size)
+        except ValueError:
+            raise ConfigError(f"--batch-size must be a number or 'auto', got {args.batch_size!r}") from None
+        if size < 1:
+            raise ConfigError("--batch-size must be at least 1")
+        return size
+    from backbonekit.training.autobatch import auto_batch_size, parse_memory
+
+    recipe = {"model": config["model"], "num_classes": config["num_classes"], "image_size": config["image_size"],
+              "precision": args.precision}
+    budget = parse_memory(args.max_memory) if args.max_memory else None
+    choice = auto_batch_size("backbonekit.classification.autobatch_step:make_step", recipe,
+                             cpu_budget_bytes=budget, cuda_fraction=args.memory_fraction,
+                             max_batch=max(1, train_size))
+    print(choice.describe(), file=sys.stderr)
+    return choice.batch_size
+
+
+def _export_best(result: FitResult, config: dict) -> None:
+    from backbonekit.classification.checkpoint import load_classifier
+    from backbonekit.training.plots import plot_confusion_matrix
+    from backbonekit.weights import save_weights
+
+    trained = load_classifier(result.best_path)
+    meta = {"class_names": json.dumps(config["class_names"]), "image_size": str(config["image_size"]),
+            "task": "classify"}
+    save_weights(trained.model, result.run_dir / "best.safetensors", metadata=meta)
+    task = result.trainer.lightning_module
+    confusion = getattr(task, "last_confusion", None)
+    if confusion is not None:
+        plot_confusion_matrix(confusion.numpy(), config["class_names"], result.run_dir / "confusion_matrix.png",
+                              title="confusion matrix (last validation)")
+    print(f"results in {result.run_dir}{os.sep}", file=sys.stderr)

@@ -1,0 +1,185 @@
+"""``--batch-size auto``: the largest batch whose train step fits a memory budget.
+
+CUDA: steps run in this process; the peak of ``torch.cuda.max_memory_allocated`` must stay under a fraction of the
+card (default 0.6, as Ultralytics) and an out-of-memory error counts as "does not fit".
+CPU: each trial runs in a fresh process whose address space is capped with ``RLIMIT_AS`` at what torch itself takes
+plus the budget, so running out of memory is real (torch raises "DefaultCPUAllocator: can't allocate memory") and
+cannot take this process or the machine down; the trial reports its peak resident memory.
+Search: double until a step fails, then bisect between the last fit and the first failure.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import Callable
+
+from backbonekit.errors import ConfigError
+
+Trial = Callable[[int], "TrialResult"]
+
+
+@dataclass
+class TrialResult:
+    batch_size: int
+    fits: bool
+    peak_bytes: int = 0
+    error: str = ""
+
+
+@dataclass
+class BatchChoice:
+    batch_size: int
+    device: str
+    budget_bytes: int
+    peak_bytes: int
+    trials: list[TrialResult] = field(default_factory=list)
+
+    def describe(self) -> str:
+        tried = " ".join(f"{t.batch_size}{'' if t.fits else '✗'}" for t in self.trials)
+        return (f"auto batch size: {self.batch_size} (measured peak {_gb(self.peak_bytes)} of a {_gb(self.budget_bytes)} "
+                f"budget on {self.device}; tried {tried})")
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.2f} GB"
+
+
+def parse_memory(text: str) -> int:
+    m = re.fullmatch(r"\s*([\d.]+)\s*([kmgt]?i?b?)\s*", str(text).lower())
+    if not m:
+        raise ConfigError(f"--max-memory takes a size such as 4GB or 512MB, got {text!r}")
+    unit = m.group(2).rstrip("b")
+    scale = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12, "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}[unit]
+    return int(float(m.group(1)) * scale)
+
+
+def search_batch_size(trial: Trial, start: int = 2, max_batch: int = 4096,
+                      rel_tol: float = 0.1) -> tuple[int, list[TrialResult]]:
+    """Largest batch size in [1, max_batch] that fits, to within ``rel_tol`` of the true limit."""
+    trials: list[TrialResult] = []
+
+    def run(b: int) -> bool:
+        result = trial(b)
+        trials.append(result)
+        return result.fits
+
+    good, bad, b = None, None, max(1, min(start, max_batch))
+    while True:
+        if run(b):
+            good = b
+            if b >= max_batch:
+                return good, trials
+            b = min(b * 2, max_batch)
+        else:
+            bad = b
+            break
+    if good is None:
+        if b > 1 and run(1):
+            good, bad = 1, b
+        else:
+            raise ConfigError(f"even a batch of 1 does not fit the memory budget ({trials[-1].error or 'too large'})")
+    while bad - good > max(1, int(good * rel_tol)):
+        mid = (good + bad) // 2
+        if run(mid):
+            good = mid
+        else:
+            bad = mid
+    return good, trials
+
+
+def auto_batch_size(factory: str, recipe: dict, *, cpu_budget_bytes: int | None = None, cuda_fraction: float = 0.6,
+                    max_batch: int = 4096, start: int = 2) -> BatchChoice:
+    """``factory`` is "module:function" returning ``step(batch_size)`` for ``recipe`` (plain data, so a trial
+    process can rebuild it)."""
+    import torch
+
+    if torch.cuda.is_available():
+        step = _import(factory)({**recipe, "device": "cuda"})
+        budget = int(torch.cuda.get_device_properties(0).total_memory * cuda_fraction)
+        trial = cuda_trial(step, budget)
+        device = "cuda"
+    else:
+        if cpu_budget_bytes is None:
+            raise ConfigError("--batch-size auto on CPU needs a memory budget: add --max-memory (e.g. 4GB)")
+        budget = cpu_budget_bytes
+        trial = lambda b: cpu_trial(factory, recipe, b, budget)  # noqa: E731
+        device = "cpu"
+    best, trials = search_batch_size(trial, start=start, max_batch=max_batch)
+    peak = max((t.peak_bytes for t in trials if t.fits and t.batch_size == best), default=0)
+    return BatchChoice(best, device, budget, peak, trials)
+
+
+def cuda_trial(step: Callable[[int], None], budget: int, memory=None) -> Trial:
+    """A trial that runs ``step`` on the GPU; ``memory`` (for tests) replaces torch.cuda's counters."""
+    import torch
+
+    memory = memory or torch.cuda
+
+    def trial(b: int) -> TrialResult:
+        memory.empty_cache()
+        memory.reset_peak_memory_stats()
+        try:
+            step(b)
+            step(b)  # the second step holds optimiser state too
+        except torch.OutOfMemoryError as e:
+            memory.empty_cache()
+            return TrialResult(b, False, error=str(e).splitlines()[0])
+        peak = memory.max_memory_allocated()
+        return TrialResult(b, peak <= budget, peak)
+    return trial
+
+
+def cpu_trial(factory: str, recipe: dict, batch_size: int, budget: int, timeout: float = 600) -> TrialResult:
+    env = {**os.environ, "MALLOC_ARENA_MAX": "2"}  # glibc reserves 64 MB of address space per arena otherwise
+    cmd = [sys.executable, "-m", "backbonekit.training.autobatch", factory, json.dumps(recipe), str(batch_size),
+           str(budget)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        reason = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+        return TrialResult(batch_size, False, error=reason[:200])
+    out = json.loads(lines[-1])
+    return TrialResult(batch_size, out["fits"], out.get("peak_bytes", 0), out.get("error", ""))
+
+
+def _import(factory: str):
+    import importlib
+
+    module, _, name = factory.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _vm_size() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmSize in /proc/self/status")
+
+
+def _trial_main(factory: str, recipe_json: str, batch_size: str, budget: str) -> None:
+    import resource
+
+    import torch
+
+    torch.set_num_threads(torch.get_num_threads())  # start the thread pool before the cap is measured
+    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    limit = _vm_size() + int(budget)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+    try:
+        step = _import(factory)(json.loads(recipe_json))
+        step(int(batch_size))
+        step(int(batch_size))
+        fits, error = True, ""
+    except (RuntimeError, MemoryError) as e:  # "DefaultCPUAllocator: can't allocate memory"
+        fits, error = False, str(e).strip().splitlines()[0][:200]
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base_rss
+    print(json.dumps({"fits": fits, "peak_bytes": peak, "error": error}), flush=True)
+
+
+if __name__ == "__main__":
+    _trial_main(*sys.argv[1:5])

@@ -1,0 +1,142 @@
+"""Callbacks of every run: per-epoch results.csv and console line, exact-resume RNG state, clean stop on signals."""
+from __future__ import annotations
+
+import csv
+import os
+import random
+import signal
+import sys
+import time
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+
+
+def _scalar(v) -> float:
+    return float(v.item() if isinstance(v, torch.Tensor) else v)
+
+
+class ResultsCSV(pl.Callback):
+    """One row per epoch: epoch, every logged scalar at epoch level, learning rate, seconds."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._start = time.time()
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._start = time.time()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        # Lightning calls this after the epoch's validation, once the epoch-level training metrics exist.
+        if not trainer.is_global_zero:
+            return
+        metrics = {k: _scalar(v) for k, v in trainer.callback_metrics.items()
+                   if (isinstance(v, torch.Tensor) and v.numel() == 1) or isinstance(v, (int, float))}
+        row = {"epoch": trainer.current_epoch, **dict(sorted(metrics.items()))}
+        if trainer.optimizers:
+            row["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
+        row["seconds"] = round(time.time() - self._start, 2)
+        self._append(row)
+
+    def _append(self, row: dict) -> None:
+        rows = []
+        if self.path.exists():
+            with open(self.path, newline="") as f:
+                # A resumed run rewrites the epochs it repeats.
+                rows = [r for r in csv.DictReader(f) if int(r["epoch"]) < row["epoch"]]
+        rows.append(row)
+        fields = list(dict.fromkeys(k for r in rows for k in r))
+        tmp = self.path.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, self.path)
+
+
+class EpochLine(pl.Callback):
+    """Plain one-line-per-epoch log for logs and CI, where a progress bar would be noise."""
+
+    def __init__(self, keys: tuple[str, ...]):
+        self.keys = keys
+        self._start = time.time()
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._start = time.time()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if not trainer.is_global_zero:
+            return
+        m = trainer.callback_metrics
+        parts = [f"{k} {_scalar(m[k]):.4f}" for k in self.keys if k in m]
+        print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  " + "  ".join(parts)
+              + f"  {time.time() - self._start:.1f}s", flush=True)
+
+
+class RNGState(pl.Callback):
+    """Saves and restores the Python, NumPy and torch RNGs so a resumed run draws the same numbers.
+
+    NumPy's state is stored as a tensor and plain ints so the checkpoint still loads with ``weights_only=True``.
+    """
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        kind, keys, pos, has_gauss, cached = np.random.get_state()
+        checkpoint["rng_states"] = {
+            "python": random.getstate(), "torch": torch.get_rng_state(),
+            "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "cached": float(cached)},
+        }
+        if torch.cuda.is_available():
+            checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        states = checkpoint.get("rng_states")
+        if not states:
+            return
+        version, internal, gauss = states["python"]
+        random.setstate((version, tuple(internal), gauss))
+        torch.set_rng_state(states["torch"])
+        n = states["numpy"]
+        np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+        if "cuda" in states and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(states["cuda"])
+
+
+class GracefulStop(pl.Callback):
+    """SIGINT / SIGTERM: finish the current batch, write ``last.ckpt``, stop; the caller reports how to resume."""
+
+    def __init__(self, last_path: Path):
+        self.last_path = Path(last_path)
+        self.received: int | None = None
+        self._previous = {}
+
+    def _handler(self, signum, frame) -> None:
+        if self.received is not None:  # a second Ctrl+C: stop now
+            raise KeyboardInterrupt
+        self.received = signum
+        print(f"\nreceived {signal.Signals(signum).name}: stopping after this batch and saving {self.last_path}",
+              file=sys.stderr, flush=True)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        # Installed here, after Lightning has put in its own handlers, so ours are the ones in force.
+        if trainer.is_global_zero and _in_main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handler)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.received is not None and not trainer.should_stop:
+            trainer.save_checkpoint(self.last_path)
+            trainer.should_stop = True
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

@@ -1,0 +1,149 @@
+"""Runs any task's LightningModule: run folder, checkpoints (best/last, atomic), logs, plots, resume, signals.
+
+The engine knows nothing of tasks beyond the LightningModule interface and the metric to monitor.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import lightning.pytorch as pl
+import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+
+from backbonekit.training.callbacks import EpochLine, GracefulStop, ResultsCSV, RNGState
+from backbonekit.training.checkpoint_io import AtomicCheckpointIO
+from backbonekit.training.plots import plot_results
+from backbonekit.training.run_dir import ENV_RUN_DIR, make_run_dir
+
+
+@dataclass
+class EngineConfig:
+    task: str
+    epochs: int = 10
+    out: str = "runs"
+    name: str | None = None
+    resume: str | None = None
+    precision: str = "32"
+    devices: int | str = 1
+    accelerator: str = "auto"
+    strategy: str = "auto"
+    num_nodes: int = 1
+    deterministic: bool = False
+    monitor: str = "val/top1"
+    mode: str = "max"
+    log_keys: tuple[str, ...] = ("train/loss", "val/loss")
+    progress: bool | None = None            # None: a progress bar on a terminal, one line per epoch otherwise
+    gradient_clip_val: float | None = None
+    limit_train_batches: int | float | None = None
+    limit_val_batches: int | float | None = None
+
+
+@dataclass
+class FitResult:
+    run_dir: Path
+    best_path: Path | None
+    last_path: Path
+    best_score: float | None
+    metrics: dict = field(default_factory=dict)
+    interrupted_by: int | None = None       # the signal that stopped the run early, if any
+    trainer: pl.Trainer | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.interrupted_by is None else 128 + self.interrupted_by
+
+
+def build_trainer(cfg: EngineConfig, run_dir: Path, extra_callbacks=()) -> tuple[pl.Trainer, dict]:
+    progress = sys.stdout.isatty() if cfg.progress is None else cfg.progress
+    parts = {
+        "checkpoint": ModelCheckpoint(dirpath=run_dir, filename="best", monitor=cfg.monitor, mode=cfg.mode,
+                                      save_last=True, save_top_k=1, enable_version_counter=False,
+                                      auto_insert_metric_name=False),
+        "stop": GracefulStop(run_dir / "last.ckpt"),
+    }
+    callbacks = [parts["checkpoint"], parts["stop"], ResultsCSV(run_dir / "results.csv"), RNGState(),
+                 RichProgressBar() if progress else EpochLine(cfg.log_keys + (cfg.monitor,)), *extra_callbacks]
+    trainer = pl.Trainer(
+        default_root_dir=run_dir, max_epochs=cfg.epochs, precision=cfg.precision, devices=cfg.devices,
+        accelerator=cfg.accelerator, strategy=cfg.strategy, num_nodes=cfg.num_nodes, logger=False,
+        callbacks=callbacks, plugins=[AtomicCheckpointIO()], enable_progress_bar=progress,
+        enable_model_summary=False, deterministic=cfg.deterministic, num_sanity_val_steps=0,
+        gradient_clip_val=cfg.gradient_clip_val, limit_train_batches=cfg.limit_train_batches,
+        limit_val_batches=cfg.limit_val_batches, log_every_n_steps=10)
+    return trainer, parts
+
+
+def fit(module: pl.LightningModule, train_loader, val_loader, cfg: EngineConfig, *, hparams: dict | None = None,
+        extra_callbacks=()) -> FitResult:
+    """Train ``module``; returns where everything was written. Seed before building the module for reproducibility."""
+    owns_run_dir = ENV_RUN_DIR not in os.environ  # DDP children inherit the folder chosen by rank 0
+    run_dir = make_run_dir(cfg.out, cfg.task, cfg.name, cfg.resume)
+    try:
+        return _fit_in(run_dir, module, train_loader, val_loader, cfg, hparams, extra_callbacks)
+    finally:
+        if owns_run_dir:
+            os.environ.pop(ENV_RUN_DIR, None)
+
+
+def _fit_in(run_dir: Path, module, train_loader, val_loader, cfg: EngineConfig, hparams, extra_callbacks) -> FitResult:
+    with _quiet_lightning():
+        trainer, parts = build_trainer(cfg, run_dir, extra_callbacks)
+    if trainer.is_global_zero:
+        with open(run_dir / "hparams.yaml", "w") as f:
+            yaml.safe_dump({"engine": _plain(asdict(cfg)), **_plain(hparams or {})}, f, sort_keys=False)
+    with warnings.catch_warnings(), _quiet_lightning():
+        # Small data sets and CPU runs trigger advice that does not apply (worker counts, log intervals); the run
+        # folder is ours and holds hparams.yaml before the first checkpoint.
+        for message in (r".*does not have many workers", r".*log_every_n_steps", r".*smaller than the logging",
+                        r"Checkpoint directory .* exists and is not empty", r".*LeafSpec.* is deprecated"):
+            warnings.filterwarnings("ignore", message=message)
+        trainer.fit(module, train_loader, val_loader, ckpt_path=cfg.resume)
+
+    checkpoint = parts["checkpoint"]
+    result = FitResult(run_dir=run_dir, best_path=Path(checkpoint.best_model_path) if checkpoint.best_model_path
+                       else None, last_path=run_dir / "last.ckpt",
+                       best_score=float(checkpoint.best_model_score) if checkpoint.best_model_score is not None
+                       else None, interrupted_by=parts["stop"].received, trainer=trainer)
+    result.metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 1)() == 1}
+    if trainer.is_global_zero:
+        plot_results(run_dir / "results.csv", run_dir / "results.png")
+        summary = {"final": result.metrics, "best": {cfg.monitor: result.best_score},
+                   "epochs_done": trainer.current_epoch, "interrupted": result.interrupted_by is not None}
+        (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
+        if result.interrupted_by is not None:
+            name = signal.Signals(result.interrupted_by).name
+            print(f"stopped by {name}; saved {result.last_path}; resume with --resume {result.last_path}",
+                  file=sys.stderr)
+    return result
+
+
+class _quiet_lightning:
+    """Lightning's start-up banners (GPU/TPU availability, tips) at INFO level would bury the epoch lines."""
+
+    def __enter__(self):
+        self.loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "lightning")]
+        self.levels = [lg.level for lg in self.loggers]
+        for lg in self.loggers:
+            lg.setLevel(logging.WARNING)
+
+    def __exit__(self, *exc):
+        for lg, level in zip(self.loggers, self.levels):
+            lg.setLevel(level)
+
+
+def _plain(obj):
+    """YAML-safe copy: tuples → lists, paths → strings."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, (int, float, str, bool)) or obj is None:
+        return obj
+    return str(obj)
