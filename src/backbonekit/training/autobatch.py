@@ -77,11 +77,14 @@ def search_batch_size(trial: Trial, start: int = 2, max_batch: int = 4096,
         else:
             bad = b
             break
-    if good is None:
-        if b > 1 and run(1):
-            good, bad = 1, b
-        else:
+    while good is None:  # the first guess was too large: halve until something fits
+        if bad == 1:
             raise ConfigError(f"even a batch of 1 does not fit the memory budget ({trials[-1].error or 'too large'})")
+        b = bad // 2
+        if run(b):
+            good = b
+        else:
+            bad = b
     while bad - good > max(1, int(good * rel_tol)):
         mid = (good + bad) // 2
         if run(mid):
