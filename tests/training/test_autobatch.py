@@ -80,11 +80,12 @@ def test_real_out_of_memory_under_an_address_space_limit():
 def test_cli_batch_size_auto(image_folder, tmp_path, capsys):
     from backbonekit.cli import main
 
-    # 12 training images cap the search at 12: a few cheap trials, each a real capped process.
+    # 11 training images (18 minus a third for validation) cap the search: a few cheap trials, each a real
+    # capped process.
     assert main(["train", "classify", "--data", str(image_folder), "--model", "resnet18", "--image-size", "32",
                  "--epochs", "1", "--batch-size", "auto", "--max-memory", "400MB", "--val-ratio", "0.34",
                  "--progress", "lines", "--out", str(tmp_path / "runs")]) == 0
     err = capsys.readouterr().err
-    assert "auto batch size: 12 (measured peak" in err
+    assert "auto batch size: 11 (measured peak" in err and "tried 2 4 8 11" in err
     assert main(["train", "classify", "--data", str(image_folder), "--batch-size", "auto"]) == 2
     assert "needs a memory budget: add --max-memory" in capsys.readouterr().err
