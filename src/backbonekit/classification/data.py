@@ -1,34 +1,43 @@
 """Classification data: the built-in ``digits``, CIFAR-10 in its python-pickle format, and ImageFolder trees.
 
-Every problem with the user's files raises ``DataError`` naming the file or folder. Images are decoded lazily; a
-file that fails to decode stops the run with its path, or with ``skip_bad_images`` every file is decoded once up
-front and the bad ones are left out and counted.
+Every problem with the user's files raises ``DataError`` naming the file or folder. Images are decoded when an item
+is read; a file that fails to decode stops the run with its path, or with ``skip_bad_images`` every file is decoded
+once up front and the bad ones are left out and listed in ``ClassificationData.skipped``.
 """
 from __future__ import annotations
 
+import os
 import pickle
+import struct
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from backbonekit.classification.transforms import build_transforms
-from backbonekit.errors import DataError
+from backbonekit.errors import ConfigError, DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 CIFAR10_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR10_FILES = CIFAR10_TRAIN + ("test_batch", "batches.meta")
+VAL_FOLDERS = ("val", "valid", "validation", "test")  # first found is the validation split
+# What a broken file can make PIL raise while decoding (UnidentifiedImageError is an OSError).
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError)
 
 
 @dataclass
 class ClassificationData:
+    """Train and validation sets whose items are (float image C×H×W, int label)."""
+
     train: Dataset
     val: Dataset
     class_names: list[str]
-    source: str                                   # "digits" | "cifar10" | "imagefolder"
+    source: str                                                    # "digits" | "cifar10" | "imagefolder"
     skipped: list[tuple[str, str]] = field(default_factory=list)   # (path, reason) of bad images left out
 
 
@@ -36,17 +45,17 @@ class TensorImages(Dataset):
     """Images held in memory as a uint8 tensor N×C×H×W (digits, CIFAR-10)."""
 
     def __init__(self, images: torch.Tensor, labels: Sequence[int], transform: Callable):
-        self.images, self.labels, self.transform = images, list(map(int, labels)), transform
+        self.images, self.labels, self.transform = images, [int(y) for y in labels], transform
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         return self.transform(self.images[i]), self.labels[i]
 
 
 class ImageFiles(Dataset):
-    """Images decoded from files on demand."""
+    """Images decoded from files when read; ``samples`` holds (path, label)."""
 
     def __init__(self, samples: list[tuple[Path, int]], transform: Callable):
         self.samples, self.transform = samples, transform
@@ -55,57 +64,81 @@ class ImageFiles(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         path, label = self.samples[i]
         return self.transform(load_image(path)), label
 
 
+# ----------------------------------------------------------------------------------------------- images
+
 def load_image(path: str | Path) -> Image.Image:
-    """Fully decode an image as RGB (PIL decodes lazily, which would hide a truncated file until later)."""
+    """The image at ``path`` as RGB, fully decoded; ``DataError`` naming the path when it cannot be read."""
+    reason, image = _decode(Path(path))
+    if image is None:
+        raise DataError(f"{path}: cannot read image ({reason})")
+    return image
+
+
+def _decode(path: Path) -> tuple[str, Image.Image | None]:
+    # PIL decodes lazily: Image.open reads only the header, so a truncated file would fail later, inside a
+    # DataLoader worker. load() and convert() decode every pixel here, where the error can name the file.
     try:
         with Image.open(path) as image:
             image.load()
-            return image.convert("RGB")
+            return "", image.convert("RGB")
     except FileNotFoundError:
-        raise DataError(f"{path}: no such image") from None
-    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as e:
-        raise DataError(f"{path}: cannot read image ({e})") from None
+        return "no such file", None
+    except UnidentifiedImageError:
+        return "not an image in a known format", None
+    except _DECODE_ERRORS as e:
+        return str(e) or type(e).__name__, None
 
 
 def find_images(paths: Sequence[str | Path]) -> list[Path]:
-    """Image files among ``paths`` (files, or folders searched recursively), sorted."""
+    """Image files among ``paths``: files as given, folders searched recursively (sorted, hidden files left out)."""
     found: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file())
+            found += _images_under(p)
         elif p.is_file():
             found.append(p)
         else:
             raise DataError(f"{p}: no such file or folder")
     if not found:
-        raise DataError(f"no images found in {', '.join(map(str, paths))}")
-    return found
+        raise DataError(f"no images found in {', '.join(map(str, paths))} (extensions: {' '.join(IMAGE_EXTENSIONS)})")
+    return list(dict.fromkeys(found))  # a file named twice is predicted once
 
+
+def _images_under(folder: Path) -> list[Path]:
+    # Dot-files are left out: macOS "._x.jpg" resource forks have an image extension but are not images.
+    return sorted(f for f in folder.rglob("*")
+                  if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file()
+                  and not any(part.startswith(".") for part in f.relative_to(folder).parts))
+
+
+# ----------------------------------------------------------------------------------------------- entry points
 
 def detect_format(data: str) -> str:
+    """``"digits"`` (the built-in set; ``./digits`` is a folder of that name), ``"cifar10"`` or ``"imagefolder"``."""
     if data == "digits":
         return "digits"
     root = Path(data)
     if not root.is_dir():
         raise DataError(f"{data}: no such folder (expected an ImageFolder tree, a CIFAR-10 folder or 'digits')")
-    if _cifar_root(root) is not None:
-        return "cifar10"
-    return "imagefolder"
+    return "cifar10" if _cifar_root(root) is not None else "imagefolder"
 
 
 def build_classification_data(data: str, *, image_size: int, augment: str = "basic", val_ratio: float = 0.2,
                               seed: int = 0, skip_bad_images: bool = False,
                               mean: Sequence[float] = (0.485, 0.456, 0.406),
                               std: Sequence[float] = (0.229, 0.224, 0.225)) -> ClassificationData:
+    """Read ``data`` (see ``detect_format``) into train and validation sets with their transforms."""
+    if not 0 < val_ratio < 1:
+        raise ConfigError(f"--val-ratio must be between 0 and 1, got {val_ratio}")
     source = detect_format(data)
-    flip = source != "digits"  # a mirrored digit is another symbol
+    flip = source != "digits"  # a mirrored digit is another symbol, or none
     train_tf = build_transforms(image_size, train=True, augment=augment, mean=mean, std=std, flip=flip)
-    val_tf = build_transforms(image_size, train=False, mean=mean, std=std)
+    val_tf = build_eval_transform(image_size, mean, std)
     if source == "digits":
         return _digits(train_tf, val_tf, val_ratio, seed)
     if source == "cifar10":
@@ -113,59 +146,68 @@ def build_classification_data(data: str, *, image_size: int, augment: str = "bas
     return _image_folder(Path(data), train_tf, val_tf, val_ratio, seed, skip_bad_images)
 
 
-def build_eval_transform(image_size: int, mean: Sequence[float], std: Sequence[float]):
+def build_eval_transform(image_size: int, mean: Sequence[float], std: Sequence[float]) -> Callable:
+    """The validation / prediction pipeline: resize, centre crop, normalise."""
     return build_transforms(image_size, train=False, mean=mean, std=std)
 
 
-# ----------------------------------------------------------------------------------------------- sources
+# ----------------------------------------------------------------------------------------------- digits
 
-def _digits(train_tf, val_tf, val_ratio: float, seed: int) -> ClassificationData:
+def _digits(train_tf: Callable, val_tf: Callable, val_ratio: float, seed: int) -> ClassificationData:
     from sklearn.datasets import load_digits
 
-    digits = load_digits()  # 1,797 real scanned 8×8 digits that ship with scikit-learn
-    images = torch.from_numpy((digits.images * (255.0 / 16.0)).round().astype(np.uint8))
-    images = images[:, None].expand(-1, 3, -1, -1).contiguous()
+    digits = load_digits()  # 1,797 real scanned 8×8 digits that ship with scikit-learn, values 0..16
+    gray = torch.from_numpy((digits.images * (255.0 / 16.0)).round().astype(np.uint8))
+    images = gray[:, None].expand(-1, 3, -1, -1).contiguous()  # 3 channels, as every backbone expects
     train_idx, val_idx = _stratified_split(digits.target, val_ratio, seed)
-    names = [str(d) for d in range(10)]
     return ClassificationData(TensorImages(images[train_idx], digits.target[train_idx], train_tf),
-                              TensorImages(images[val_idx], digits.target[val_idx], val_tf), names, "digits")
+                              TensorImages(images[val_idx], digits.target[val_idx], val_tf),
+                              [str(d) for d in range(10)], "digits")
 
+
+# ----------------------------------------------------------------------------------------------- CIFAR-10
 
 def _cifar_root(root: Path) -> Path | None:
+    """The folder holding the CIFAR-10 batch files: ``root`` or its ``cifar-10-batches-py``, if either has any."""
     for candidate in (root, root / "cifar-10-batches-py"):
-        if (candidate / "batches.meta").is_file() or (candidate / "data_batch_1").is_file():
+        if any((candidate / name).is_file() for name in CIFAR10_FILES):
             return candidate
     return None
 
 
-def _cifar10(root: Path, train_tf, val_tf) -> ClassificationData:
-    for name in CIFAR10_TRAIN + ("test_batch", "batches.meta"):
+def _cifar10(root: Path, train_tf: Callable, val_tf: Callable) -> ClassificationData:
+    for name in CIFAR10_FILES:
         if not (root / name).is_file():
-            raise DataError(f"{root / name}: missing (a CIFAR-10 folder has data_batch_1..5, test_batch, batches.meta)")
+            raise DataError(f"{root / name}: missing (a CIFAR-10 folder has {', '.join(CIFAR10_FILES)})")
     meta = _unpickle(root / "batches.meta")
     names = [n.decode() if isinstance(n, bytes) else str(n) for n in _field(meta, "label_names", root / "batches.meta")]
-    train_x, train_y = zip(*(_cifar_batch(root / name) for name in CIFAR10_TRAIN))
-    test_x, test_y = _cifar_batch(root / "test_batch")
-    return ClassificationData(TensorImages(torch.cat(train_x), sum(map(list, train_y), []), train_tf),
+    train_x, train_y = zip(*(_cifar_batch(root / name, len(names)) for name in CIFAR10_TRAIN))
+    test_x, test_y = _cifar_batch(root / "test_batch", len(names))
+    return ClassificationData(TensorImages(torch.cat(train_x), [y for ys in train_y for y in ys], train_tf),
                               TensorImages(test_x, test_y, val_tf), names, "cifar10")
 
 
-def _cifar_batch(path: Path) -> tuple[torch.Tensor, list[int]]:
+def _cifar_batch(path: Path, num_classes: int) -> tuple[torch.Tensor, list[int]]:
+    """One batch file: uint8 rows of 1024 red, 1024 green, 1024 blue values (row-major 32×32) and their labels."""
     batch = _unpickle(path)
-    data, labels = np.asarray(_field(batch, "data", path)), list(_field(batch, "labels", path))
+    data, labels = np.asarray(_field(batch, "data", path)), [int(y) for y in _field(batch, "labels", path)]
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 or len(data) != len(labels):
         raise DataError(f"{path}: expected uint8 data N×3072 and N labels, found {data.dtype} {data.shape} "
                         f"and {len(labels)} labels")
+    bad = [y for y in labels if not 0 <= y < num_classes]
+    if bad:
+        raise DataError(f"{path}: label {bad[0]} is outside the {num_classes} classes of batches.meta")
     return torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()), labels
 
 
 def _unpickle(path: Path) -> dict:
-    # The official CIFAR-10 format is a pickle; these are files the user chose to train on, read as data.
+    # The official CIFAR-10 format is a pickle. Unpickling can run code, so only files the user chose to train on
+    # are read this way (never anything downloaded); encoding="bytes" as the format's own Python 2 origin needs.
     try:
         with open(path, "rb") as f:
             obj = pickle.load(f, encoding="bytes")
-    except (pickle.UnpicklingError, EOFError, OSError, ValueError) as e:
-        raise DataError(f"{path}: not a CIFAR-10 batch file ({e})") from None
+    except (pickle.UnpicklingError, EOFError, OSError, ValueError, AttributeError, ImportError, IndexError) as e:
+        raise DataError(f"{path}: not a CIFAR-10 batch file ({e or type(e).__name__})") from None
     if not isinstance(obj, dict):
         raise DataError(f"{path}: not a CIFAR-10 batch file (found {type(obj).__name__})")
     return obj
@@ -178,38 +220,52 @@ def _field(batch: dict, key: str, path: Path):
     raise DataError(f"{path}: no field {key!r}")
 
 
-def _image_folder(root: Path, train_tf, val_tf, val_ratio: float, seed: int,
+# ----------------------------------------------------------------------------------------------- ImageFolder
+
+def _image_folder(root: Path, train_tf: Callable, val_tf: Callable, val_ratio: float, seed: int,
                   skip_bad: bool) -> ClassificationData:
-    val_dir = next((root / d for d in ("val", "valid", "validation", "test") if (root / d).is_dir()), None)
+    """``root/train`` + ``root/val`` (or valid, validation, test), or one class tree (``root`` or ``root/train``)
+    split by a seeded stratified ratio."""
     skipped: list[tuple[str, str]] = []
-    if (root / "train").is_dir() and val_dir is not None:
-        names = _class_folders(root / "train")
-        val_names = _class_folders(val_dir)
-        if val_names != names:
-            diff = sorted(set(names) ^ set(val_names))
-            raise DataError(f"{val_dir}: classes differ from {root / 'train'} ({', '.join(diff)})")
-        train, val = _scan(root / "train", names), _scan(val_dir, names)
+    train_dir = root / "train" if (root / "train").is_dir() else root
+    val_dir = next((root / d for d in VAL_FOLDERS if (root / d).is_dir()), None) if train_dir != root else None
+    names = _class_folders(train_dir)
+    if val_dir is not None:
+        _check_same_classes(names, _class_folders(val_dir), train_dir, val_dir)
+        train, val = _scan(train_dir, names), _scan(val_dir, names)
+        if skip_bad:
+            train, val = _drop_bad(train, skipped), _drop_bad(val, skipped)
     else:
-        names = _class_folders(root)
-        samples = _scan(root, names)
+        samples = _scan(train_dir, names)
+        if skip_bad:  # before the split, so it stratifies over the images that will be used
+            samples = _drop_bad(samples, skipped)
         train_idx, val_idx = _stratified_split([label for _, label in samples], val_ratio, seed)
         train, val = [samples[i] for i in train_idx], [samples[i] for i in val_idx]
-    if skip_bad:
-        train, val = _drop_bad(train, skipped), _drop_bad(val, skipped)
+    for split, items in (("train", train), ("val", val)):
+        if not items:
+            raise DataError(f"{root}: no readable images left for {split}")
     return ClassificationData(ImageFiles(train, train_tf), ImageFiles(val, val_tf), names, "imagefolder", skipped)
 
 
 def _class_folders(root: Path) -> list[str]:
     names = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not names:
-        raise DataError(f"{root}: no class folders (expected {root}/<class>/<image>)")
+        what = "images but no class folders" if _images_under(root) else "no images"
+        raise DataError(f"{root}: {what} (expected {root}/<class>/<image>)")
     return names
+
+
+def _check_same_classes(train: list[str], val: list[str], train_dir: Path, val_dir: Path) -> None:
+    if train != val:
+        only_train, only_val = sorted(set(train) - set(val)), sorted(set(val) - set(train))
+        raise DataError(f"{val_dir}: classes differ from {train_dir} (only in train: {', '.join(only_train) or '-'}; "
+                        f"only in {val_dir.name}: {', '.join(only_val) or '-'})")
 
 
 def _scan(root: Path, names: list[str]) -> list[tuple[Path, int]]:
     samples = []
     for label, name in enumerate(names):
-        files = sorted(f for f in (root / name).rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+        files = _images_under(root / name)
         if not files:
             raise DataError(f"{root / name}: class folder has no images")
         samples += [(f, label) for f in files]
@@ -217,24 +273,25 @@ def _scan(root: Path, names: list[str]) -> list[tuple[Path, int]]:
 
 
 def _drop_bad(samples: list[tuple[Path, int]], skipped: list[tuple[str, str]]) -> list[tuple[Path, int]]:
-    good = []
-    for path, label in samples:
-        try:
-            load_image(path)
-            good.append((path, label))
-        except DataError as e:
-            skipped.append((str(path), str(e).split(": ", 1)[-1]))
-    return good
+    """Decode every image once; keep the readable ones, record the others in ``skipped``."""
+    # PIL releases the GIL while decoding, so threads make this pass faster on large folders.
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        reasons = list(pool.map(lambda s: _decode(s[0])[0], samples))
+    skipped += [(str(path), reason) for (path, _), reason in zip(samples, reasons) if reason]
+    return [sample for sample, reason in zip(samples, reasons) if not reason]
 
 
-def _stratified_split(labels, val_ratio: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _stratified_split(labels: Sequence[int], val_ratio: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted train and validation indices; stratified by class where every class has at least two items."""
     from sklearn.model_selection import train_test_split
 
-    if not 0 < val_ratio < 1:
-        raise DataError(f"val ratio must be between 0 and 1, got {val_ratio}")
     labels = np.asarray(labels)
-    idx = np.arange(len(labels))
+    if len(labels) < 2:
+        raise DataError(f"cannot split {len(labels)} image(s) into train and validation")
     counts = np.bincount(labels)
-    stratify = labels if counts[counts > 0].min() >= 2 and len(labels) * val_ratio >= len(counts) else None
-    train_idx, val_idx = train_test_split(idx, test_size=val_ratio, random_state=seed, stratify=stratify)
+    n_classes, n_val = int((counts > 0).sum()), int(np.ceil(len(labels) * val_ratio))
+    # sklearn refuses to stratify a class of one image, or a split with fewer images than classes.
+    can_stratify = counts[counts > 0].min() >= 2 and min(n_val, len(labels) - n_val) >= n_classes
+    train_idx, val_idx = train_test_split(np.arange(len(labels)), test_size=val_ratio, random_state=seed,
+                                          stratify=labels if can_stratify else None)
     return np.sort(train_idx), np.sort(val_idx)

@@ -10,37 +10,53 @@ from torchvision.transforms import v2
 from backbonekit.errors import ConfigError
 
 AUGMENTATIONS = ("none", "basic", "randaugment")
+SMALL_IMAGE = 64        # at or below this size (CIFAR, digits) train with pad-and-crop instead of resized crops
+EVAL_CROP_FRACTION = 0.875  # larger images: resize to size / 0.875, centre-crop size (torchvision's and timm's recipe)
 
 
 def build_transforms(image_size: int, *, train: bool, augment: str = "basic", mean: Sequence[float],
                      std: Sequence[float], flip: bool = True) -> v2.Compose:
-    """uint8 image (PIL or tensor) → normalised float tensor C×H×W.
+    """uint8 image (PIL or tensor C×H×W) → normalised float tensor 3×``image_size``×``image_size``.
 
-    Augmentation runs on uint8 (what RandAugment expects and cheaper); small images (≤ 64 px, CIFAR, digits) get
-    the CIFAR recipe of padding and random crops rather than a random-resized crop that would destroy them.
+    Augmentation runs on uint8, which RandAugment expects and which is cheaper. ``basic`` is a random-resized crop
+    (60–100% of the area) for large images, and the CIFAR recipe of reflect-padding by 1/8 and a random crop for small
+    ones, where a resized crop would throw away too much; then a horizontal flip. ``randaugment`` adds RandAugment.
     ``flip=False`` for data where mirroring changes the class (digits).
     """
     if augment not in AUGMENTATIONS:
         raise ConfigError(f"--augment must be one of {', '.join(AUGMENTATIONS)}, got {augment!r}")
+    if image_size < 1:
+        raise ConfigError(f"--image-size must be at least 1, got {image_size}")
     ops: list[Callable] = [v2.ToImage()]
     if train and augment != "none":
-        if image_size <= 64:
-            ops += [v2.Resize((image_size, image_size), antialias=True),
-                    v2.RandomCrop(image_size, padding=image_size // 8, padding_mode="reflect")]
-        else:
-            ops += [v2.RandomResizedCrop(image_size, scale=(0.35, 1.0), antialias=True)]
+        ops += _random_crop(image_size)
         if flip:
             ops.append(v2.RandomHorizontalFlip())
         if augment == "randaugment":
             ops.append(v2.RandAugment())
     else:
-        ops += [v2.Resize((image_size, image_size), antialias=True)]
+        ops += _centre_crop(image_size)
     ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
     return v2.Compose(ops)
 
 
+def _random_crop(image_size: int) -> list[Callable]:
+    if image_size <= SMALL_IMAGE:
+        return [v2.Resize(image_size), v2.RandomCrop(image_size, padding=image_size // 8, padding_mode="reflect")]
+    return [v2.RandomResizedCrop(image_size, scale=(0.6, 1.0))]
+
+
+def _centre_crop(image_size: int) -> list[Callable]:
+    # Small images are seen whole in training (pad-and-crop), so they are seen whole here too.
+    resize = image_size if image_size <= SMALL_IMAGE else round(image_size / EVAL_CROP_FRACTION)
+    return [v2.Resize(resize), v2.CenterCrop(image_size)]
+
+
 def mixing_collate(num_classes: int, cutmix_alpha: float = 0.0, mixup_alpha: float = 0.0) -> Callable | None:
-    """A collate_fn that applies CutMix and/or MixUp to whole batches (soft labels N×C), or None when both are off."""
+    """A collate_fn that applies CutMix and/or MixUp (one, chosen at random, per batch) to whole batches, giving
+    soft labels N×C; None when both alphas are 0."""
+    if cutmix_alpha < 0 or mixup_alpha < 0:
+        raise ConfigError(f"--cutmix and --mixup must be ≥ 0, got {cutmix_alpha} and {mixup_alpha}")
     mixers = []
     if cutmix_alpha > 0:
         mixers.append(v2.CutMix(num_classes=num_classes, alpha=cutmix_alpha))
@@ -48,15 +64,16 @@ def mixing_collate(num_classes: int, cutmix_alpha: float = 0.0, mixup_alpha: flo
         mixers.append(v2.MixUp(num_classes=num_classes, alpha=mixup_alpha))
     if not mixers:
         return None
-    mix = mixers[0] if len(mixers) == 1 else v2.RandomChoice(mixers)
-    return _MixingCollate(mix)
+    return MixingCollate(mixers[0] if len(mixers) == 1 else v2.RandomChoice(mixers))
 
 
-class _MixingCollate:
+class MixingCollate:
+    """``default_collate`` followed by a batch-level mix."""
+
     # A class rather than a closure so DataLoader workers and DDP spawn can pickle it.
     def __init__(self, mix: Callable):
         self.mix = mix
 
-    def __call__(self, batch):
+    def __call__(self, batch: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = default_collate(batch)
         return self.mix(images, labels)
