@@ -51,6 +51,22 @@ def create_model(name: str, *, pretrained: str | dict | None = None, **kwargs) -
     return model
 
 
+# Modules whose @register_model functions run on import. Task models (detectors, sequence models) live with their
+# task but share the one registry, so `create_model("efficientdet_d0")` works like `create_model("resnet50")`.
+MODEL_MODULES = (
+    "backbonekit.models.resnet",
+    "backbonekit.models.efficientnet",
+    "backbonekit.detection.efficientdet",
+    "backbonekit.sequence.seqfakeformer",
+)
+
+
 def _import_all() -> None:
-    # Importing the architecture modules runs their @register_model decorators.
-    from backbonekit.models import efficientnet, resnet  # noqa: F401
+    import importlib
+
+    for name in MODEL_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:  # a task module not written yet is fine; a missing dependency is not
+                raise
