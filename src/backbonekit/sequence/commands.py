@@ -1,0 +1,122 @@
+"""``data synth seqdeepfake``, ``eval sequence`` (and, with the trainer, ``train``/``predict sequence``)."""
+from __future__ import annotations
+
+import argparse
+
+from backbonekit.sequence.vocab import SUBSETS
+
+
+def synth_parsers(verbs: dict):
+    """The ``data synth`` sub-parsers, shared by every task that writes a synthetic data set."""
+    if "data_synth" not in verbs:
+        p = verbs["data"].add_parser("synth", help="write a small synthetic data set from bundled photos")
+        verbs["data_synth"] = p.add_subparsers(dest="dataset", required=True, metavar="DATASET")
+    return verbs["data_synth"]
+
+
+def add_commands(verbs: dict) -> None:
+    p = verbs["train"].add_parser("sequence", help="train SeqFakeFormer on SeqDeepFake-format data")
+    p.add_argument("--data", required=True, help="data root (holding <subset>/annotations and images)")
+    p.add_argument("--subset", default="facial_components", choices=tuple(SUBSETS))
+    p.add_argument("--backbone", default="resnet50", help="any backbonekit model, e.g. efficientnet_b4")
+    p.add_argument("--pretrained-backbone", help="weights file for the backbone (any supported layout)")
+    p.add_argument("--image-size", type=int, default=256)
+    p.add_argument("--epochs", type=int, default=170)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--backbone-lr", type=float, default=1e-4)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--warmup-epochs", type=float, default=None,
+                   help="linear warm-up (default: the official 20 of 170 epochs, scaled to --epochs)")
+    p.add_argument("--lr-steps", type=float, nargs="*", default=None, metavar="EPOCH",
+                   help="epochs where the lr is multiplied by 0.1 (default: the official 70 and 120 of 170, scaled)")
+    p.add_argument("--skip-missing", action="store_true", help="leave out rows whose image is missing (counted)")
+    p.add_argument("--precision", default="32", choices=("32", "bf16-mixed", "16-mixed"))
+    p.add_argument("--devices", default="1")
+    p.add_argument("--accelerator", default="auto")
+    p.add_argument("--strategy", default="auto")
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--deterministic", action="store_true")
+    p.add_argument("--out", default="runs")
+    p.add_argument("--name")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", help="last.ckpt of a run to continue")
+    p.add_argument("--progress", choices=("auto", "bar", "lines"), default="auto")
+    p.set_defaults(func=cmd_train)
+
+    p = verbs["predict"].add_parser("sequence", help="the manipulation sequence of each image")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("paths", nargs="*", metavar="PATH", help="images or folders (or use --data)")
+    p.add_argument("--data", help="data root: predict an annotated split instead of PATHs")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--csv", help="write predictions in the annotation format (file_path,label)")
+    p.add_argument("--grid", help="draw images with predicted (and true) sequences to this PNG")
+    p.set_defaults(func=cmd_predict)
+
+    p = synth_parsers(verbs).add_parser("seqdeepfake", help="SeqDeepFake layout with ordered, learnable edits")
+    p.add_argument("--out", required=True, help="data root to write (<out>/<subset>/annotations, images)")
+    p.add_argument("--subset", default="facial_components", choices=tuple(SUBSETS))
+    p.add_argument("--num-images", type=int, default=600)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--image-size", type=int, default=128)
+    p.set_defaults(func=cmd_synth)
+
+    p = verbs["eval"].add_parser("sequence", help="Fixed/Adaptive-Acc of a predictions CSV (or a checkpoint)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--predictions", help="CSV in the annotation format (file_path,label)")
+    source.add_argument("--checkpoint", help="a sequence run's checkpoint")
+    p.add_argument("--data", required=True, help="data root (holding <subset>/annotations)")
+    p.add_argument("--subset", default="facial_components", choices=tuple(SUBSETS))
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--skip-missing", action="store_true", help="leave out annotation rows whose image is missing")
+    p.add_argument("--out", help="write metrics JSON here")
+    p.set_defaults(func=cmd_eval)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from backbonekit.sequence.train import train_sequence
+
+    return train_sequence(args).exit_code
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from backbonekit.errors import ConfigError
+    from backbonekit.sequence.predict import draw_grid, predict_sequences, write_csv
+
+    if bool(args.paths) == bool(args.data):
+        raise ConfigError("give image PATHs or --data, not both or neither")
+    rows = predict_sequences(args.checkpoint, args.paths, data=args.data, split=args.split,
+                             batch_size=args.batch_size)
+    for r in rows:
+        true = f"  (true: {r['true_name']})" if "true_name" in r else ""
+        print(f"{r['file_path']}: {r['name']} {r['label']}{true}")
+    if args.csv:
+        print(f"predictions written to {write_csv(rows, args.csv)}")
+    if args.grid:
+        print(f"grid written to {draw_grid(rows, args.grid, root=args.data)}")
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from backbonekit.sequence.synth import synthesize_seqdeepfake
+
+    counts = synthesize_seqdeepfake(args.out, args.subset, args.num_images, args.seed, args.image_size)
+    print(f"wrote {sum(counts.values())} images to {args.out}/{args.subset} "
+          f"({', '.join(f'{k} {v}' for k, v in counts.items())})")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from backbonekit.sequence.evaluate import evaluate_checkpoint, format_report, score_predictions, write_metrics
+
+    if args.predictions:
+        result = score_predictions(args.predictions, args.data, args.subset, args.split)
+    else:
+        result = evaluate_checkpoint(args.checkpoint, args.data, args.subset, args.split,
+                                     batch_size=args.batch_size, skip_missing=args.skip_missing)
+    print(format_report(result))
+    if args.out:
+        print(f"metrics written to {write_metrics(result, args.out)}")
+    return 0

@@ -1,0 +1,100 @@
+"""Scoring: a predictions CSV (annotation format, e.g. from another model) against a split's annotations, with the
+same metric code as training, and a readable report of the result."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from backbonekit.errors import DataError
+from backbonekit.sequence.data import read_annotations
+from backbonekit.sequence.metrics import SequenceAccuracy
+from backbonekit.sequence.vocab import edit_names
+
+
+def _key(file_path: str) -> str:
+    return Path(file_path.strip()).as_posix().removeprefix("./")
+
+
+def score_predictions(predictions: str | Path, root: str | Path, subset: str, split: str = "test") -> dict:
+    """Fixed/Adaptive-Acc etc. over the rows of ``predictions`` whose ``file_path`` is in the annotations.
+
+    The result also lists ``unmatched`` predictions (no such annotation) and counts ``missing`` annotations (no
+    prediction); both are reported, neither is scored.
+    """
+    edit_names(subset)
+    truth = {_key(f): label for f, label, _ in read_annotations(Path(root) / subset / "annotations" / f"{split}.csv")}
+    seen: dict[str, int] = {}
+    preds, labels, unmatched = [], [], []
+    for file_path, label, line in read_annotations(predictions):
+        key = _key(file_path)
+        if key in seen:
+            raise DataError(f"{predictions} line {line}: {file_path} already predicted on line {seen[key]}")
+        seen[key] = line
+        if key in truth:
+            preds.append(label)
+            labels.append(truth[key])
+        else:
+            unmatched.append({"line": line, "file_path": file_path})
+    if not preds:
+        raise DataError(f"{predictions}: no row matches an annotation of {subset}/{split} "
+                        f"(file_path must be relative to the data root, e.g. {next(iter(truth), '?')})")
+    metric = SequenceAccuracy()
+    metric.update(torch.tensor(preds), torch.tensor(labels))
+    result = metric.compute()
+    result.update(subset=subset, split=split, unmatched=unmatched, missing=len(truth) - len(preds))
+    return result
+
+
+def format_report(result: dict) -> str:
+    """Plain-text summary: headline accuracies, per-length table, first-edit confusion."""
+    names = ("original",) + edit_names(result["subset"])[1:]
+    lines = [f"{result['subset']}/{result['split']}: {result['count']} images  "
+             f"Fixed-Acc {100 * result['fixed_acc']:.2f}  Adaptive-Acc {100 * result['adaptive_acc']:.2f}  "
+             f"exact {100 * result['exact_match']:.2f}",
+             "length  count  exact   fixed   adaptive"]
+    for n, row in sorted(result["per_length"].items(), key=lambda kv: int(kv[0])):
+        lines.append(f"{n:>6}  {row['count']:>5}  {100 * row['exact_match']:6.2f}  {100 * row['fixed_acc']:6.2f}  "
+                     f"{100 * row['adaptive_acc']:6.2f}")
+    lines.append("first edit: true (rows) vs predicted (columns)")
+    width = max(len(n) for n in names)
+    lines.append(" " * width + " " + " ".join(f"{n[:8]:>8}" for n in names))
+    for name, row in zip(names, result["first_edit_confusion"]):
+        lines.append(f"{name:>{width}} " + " ".join(f"{v:>8}" for v in row))
+    if result.get("unmatched"):
+        shown = ", ".join(f"line {u['line']} {u['file_path']}" for u in result["unmatched"][:5])
+        more = f" (+{len(result['unmatched']) - 5} more)" if len(result["unmatched"]) > 5 else ""
+        lines.append(f"{len(result['unmatched'])} prediction row(s) match no annotation: {shown}{more}")
+    if result.get("missing"):
+        lines.append(f"{result['missing']} annotated image(s) have no prediction (not scored)")
+    return "\n".join(lines)
+
+
+def write_metrics(result: dict, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2))
+    return path
+
+
+def evaluate_checkpoint(checkpoint: str | Path, root: str | Path, subset: str, split: str = "test", *,
+                        batch_size: int = 32, skip_missing: bool = False, device: str | None = None) -> dict:
+    """Greedy-decode a split with a trained model and score it (same metric code as training)."""
+    from torch.utils.data import DataLoader
+
+    from backbonekit.sequence.data import SeqDeepFakeDataset, build_transform
+    from backbonekit.sequence.task import load_sequence_model
+
+    model, hp = load_sequence_model(checkpoint)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device)
+    ds = SeqDeepFakeDataset(root, subset, split, transform=build_transform(hp["image_size"], train=False),
+                            skip_missing=skip_missing)
+    metric = SequenceAccuracy()
+    for images, labels in DataLoader(ds, batch_size=batch_size):
+        metric.update(model.generate(images.to(device)).cpu(), labels)
+    result = metric.compute()
+    result.update(subset=subset, split=split, checkpoint=str(checkpoint), backbone=hp["backbone"],
+                  skipped=len(ds.skipped), unmatched=[], missing=0)
+    return result
