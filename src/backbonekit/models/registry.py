@@ -43,7 +43,9 @@ def create_model(name: str, *, pretrained: str | dict | None = None, **kwargs) -
     """
     model = model_entrypoint(name)(**kwargs)
     model.model_name = name
-    model.model_kwargs = {k: v for k, v in kwargs.items() if isinstance(v, (int, float, str, bool, list, tuple))}
+    # What rebuilds the architecture (load_model reads it back); weight paths are not part of it.
+    model.model_kwargs = {k: v for k, v in kwargs.items()
+                          if isinstance(v, (int, float, str, bool, list, tuple)) and not k.startswith("pretrained")}
     if pretrained is not None:
         from backbonekit.weights import load_weights
 

@@ -111,7 +111,7 @@ class SeqFakeFormer(nn.Module):
 def _default_level(backbone: str) -> int | None:
     # EfficientNet: the head conv (1792 channels for B4), what the reference's lukemelas ``extract_features`` returns.
     # Others (ResNet): None = the backbone's deepest level (layer4, dilated to stride 16).
-    return 7 if backbone.startswith("efficientnet") else None
+    return 7 if "efficientnet" in backbone else None
 
 
 @register_model
