@@ -7,6 +7,17 @@ import torch
 from backbonekit.cli import main
 from data_writers import write_image_folder
 
+@pytest.fixture(autouse=True)
+def _one_thread(monkeypatch):
+    # Tiny models on a few 32-pixel images: a second thread gains nothing, and on a busy 2-core machine OpenMP
+    # threads spin waiting for each other.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 FAST = ["--model", "resnet18", "--image-size", "32", "--batch-size", "8", "--epochs", "2", "--optimizer", "adamw",
         "--lr", "1e-3", "--progress", "lines"]
 
@@ -23,6 +34,14 @@ def test_train_eval_predict_image_folder(image_folder, tmp_path, capsys):
     assert len(rows) == 3 and "train/loss" in rows[0] and "val/top1" in rows[0]
     metrics = json.loads((run / "metrics.json").read_text())
     assert 0 <= metrics["best"]["val/top1"] <= 1 and metrics["epochs_done"] == 2
+    assert set(metrics["final_per_class_top1"]) == {"cat", "dog", "fox"}
+    from backbonekit import create_model
+    from backbonekit.weights import read_metadata
+
+    meta = read_metadata(run / "best.safetensors")
+    assert meta["architecture"] == "resnet18" and meta["num_classes"] == "3" and meta["image_size"] == "32"
+    assert json.loads(meta["class_names"]) == ["cat", "dog", "fox"] and len(json.loads(meta["mean"])) == 3
+    create_model("resnet18", num_classes=3, pretrained=str(run / "best.safetensors"))  # loads as a start point
     ckpt = torch.load(run / "best.ckpt", weights_only=True)  # plain data: loads without unpickling code
     assert ckpt["hyper_parameters"]["class_names"] == ["cat", "dog", "fox"]
     capsys.readouterr()

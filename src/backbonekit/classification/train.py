@@ -17,8 +17,19 @@ from backbonekit.errors import ConfigError
 from backbonekit.models.registry import model_entrypoint
 from backbonekit.training.engine import EngineConfig, FitResult, fit
 
+ENV_AUTO_BATCH = "BACKBONEKIT_AUTO_BATCH_SIZE"
+
 
 def train_classifier(args: argparse.Namespace) -> FitResult:
+    owns_batch_env = ENV_AUTO_BATCH not in os.environ
+    try:
+        return _train(args)
+    finally:
+        if owns_batch_env:  # a later run in this process searches again
+            os.environ.pop(ENV_AUTO_BATCH, None)
+
+
+def _train(args: argparse.Namespace) -> FitResult:
     model_entrypoint(args.model)  # an unknown name fails here, before any data is read
     pl.seed_everything(args.seed, workers=True, verbose=False)
     probe = _model_defaults(args.model)
@@ -51,7 +62,8 @@ def train_classifier(args: argparse.Namespace) -> FitResult:
     engine = EngineConfig(task="classify", epochs=args.epochs, out=args.out, name=args.name, resume=args.resume,
                           precision=args.precision, devices=devices, accelerator=args.accelerator,
                           strategy=args.strategy, num_nodes=args.num_nodes, deterministic=args.deterministic,
-                          monitor="val/top1", mode="max", log_keys=("train/loss", "val/loss", "val/top5"),
+                          monitor="val/top1", mode="max",
+                          log_keys=("train/loss", "val/loss", "val/top1", "val/top5"),
                           progress=progress)
     hparams = {"task": {k: v for k, v in config.items() if k != "class_names"}, "class_names": data.class_names,
                "data": {"source": data.source, "path": args.data, "train": len(data.train), "val": len(data.val),
@@ -80,6 +92,8 @@ def _resolve_batch_size(args, config: dict, train_size: int) -> int:
         return size
     from backbonekit.training.autobatch import auto_batch_size, parse_memory
 
+    if os.environ.get(ENV_AUTO_BATCH):  # a DDP process started by rank 0, which has already searched
+        return int(os.environ[ENV_AUTO_BATCH])
     recipe = {"model": config["model"], "num_classes": config["num_classes"], "image_size": config["image_size"],
               "precision": args.precision}
     budget = parse_memory(args.max_memory) if args.max_memory else None
@@ -87,6 +101,7 @@ def _resolve_batch_size(args, config: dict, train_size: int) -> int:
                              cpu_budget_bytes=budget, cuda_fraction=args.memory_fraction,
                              max_batch=max(1, train_size))
     print(choice.describe(), file=sys.stderr)
+    os.environ[ENV_AUTO_BATCH] = str(choice.batch_size)  # inherited by the processes DDP starts
     return choice.batch_size
 
 
@@ -96,12 +111,19 @@ def _export_best(result: FitResult, config: dict) -> None:
     from backbonekit.weights import save_weights
 
     trained = load_classifier(result.best_path)
-    meta = {"class_names": json.dumps(config["class_names"]), "image_size": str(config["image_size"]),
-            "task": "classify"}
+    meta = {"task": "classify", "architecture": config["model"], "num_classes": str(config["num_classes"]),
+            "class_names": json.dumps(config["class_names"]), "image_size": str(config["image_size"]),
+            "mean": json.dumps(list(config["mean"])), "std": json.dumps(list(config["std"]))}
     save_weights(trained.model, result.run_dir / "best.safetensors", metadata=meta)
     task = result.trainer.lightning_module
     confusion = getattr(task, "last_confusion", None)
     if confusion is not None:
         plot_confusion_matrix(confusion.numpy(), config["class_names"], result.run_dir / "confusion_matrix.png",
                               title="confusion matrix (last validation)")
+    per_class = getattr(task, "last_per_class", None)
+    summary_path = result.run_dir / "metrics.json"
+    if per_class is not None and summary_path.exists():
+        summary = json.loads(summary_path.read_text())
+        summary["final_per_class_top1"] = dict(zip(config["class_names"], per_class.tolist()))
+        summary_path.write_text(json.dumps(summary, indent=2))
     print(f"results in {result.run_dir}{os.sep}", file=sys.stderr)

@@ -94,46 +94,83 @@ def search_batch_size(trial: Trial, start: int = 2, max_batch: int = 4096,
     return good, trials
 
 
+def find_batch_size(step: Callable[[int], None], *, device: str = "cpu", budget_bytes: int | None = None,
+                    fraction: float = 0.6, start: int = 2, max_batch: int = 4096, rel_tol: float = 0.1,
+                    memory=None) -> BatchChoice:
+    """In this process: the largest ``b`` for which ``step(b)`` (one train step) neither runs out of memory nor, on
+    CUDA, peaks above the budget (``budget_bytes``, or ``fraction`` of the card). On CPU only a raised
+    out-of-memory counts; for a real CPU budget use ``auto_batch_size``, which caps the memory of a trial process."""
+    import torch
+
+    if device.startswith("cuda"):
+        memory = memory or torch.cuda
+        if budget_bytes is None:
+            budget_bytes = int(memory.get_device_properties(0).total_memory * fraction)
+    trial = memory_trial(step, budget_bytes, memory)
+    best, trials = search_batch_size(trial, start=start, max_batch=max_batch, rel_tol=rel_tol)
+    return BatchChoice(best, device, budget_bytes or 0, _peak_of(best, trials), trials)
+
+
 def auto_batch_size(factory: str, recipe: dict, *, cpu_budget_bytes: int | None = None, cuda_fraction: float = 0.6,
-                    max_batch: int = 4096, start: int = 2) -> BatchChoice:
+                    max_batch: int = 4096, start: int = 2, rel_tol: float = 0.1) -> BatchChoice:
     """``factory`` is "module:function" returning ``step(batch_size)`` for ``recipe`` (plain data, so a trial
     process can rebuild it)."""
     import torch
 
     if torch.cuda.is_available():
         step = _import(factory)({**recipe, "device": "cuda"})
-        budget = int(torch.cuda.get_device_properties(0).total_memory * cuda_fraction)
-        trial = cuda_trial(step, budget)
-        device = "cuda"
-    else:
-        if cpu_budget_bytes is None:
-            raise ConfigError("--batch-size auto on CPU needs a memory budget: add --max-memory (e.g. 4GB)")
-        budget = cpu_budget_bytes
-        trial = lambda b: cpu_trial(factory, recipe, b, budget)  # noqa: E731
-        device = "cpu"
-    best, trials = search_batch_size(trial, start=start, max_batch=max_batch)
-    peak = max((t.peak_bytes for t in trials if t.fits and t.batch_size == best), default=0)
-    return BatchChoice(best, device, budget, peak, trials)
+        return find_batch_size(step, device="cuda", fraction=cuda_fraction, start=start, max_batch=max_batch,
+                               rel_tol=rel_tol)
+    if cpu_budget_bytes is None:
+        raise ConfigError("--batch-size auto on CPU needs a memory budget: add --max-memory (e.g. 4GB)")
+    trial = lambda b: cpu_trial(factory, recipe, b, cpu_budget_bytes)  # noqa: E731
+    best, trials = search_batch_size(trial, start=start, max_batch=max_batch, rel_tol=rel_tol)
+    return BatchChoice(best, "cpu", cpu_budget_bytes, _peak_of(best, trials), trials)
 
 
-def cuda_trial(step: Callable[[int], None], budget: int, memory=None) -> Trial:
-    """A trial that runs ``step`` on the GPU; ``memory`` (for tests) replaces torch.cuda's counters."""
+def _peak_of(best: int, trials: list[TrialResult]) -> int:
+    return max((t.peak_bytes for t in trials if t.fits and t.batch_size == best), default=0)
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, the CPU allocator's "can't allocate memory", or Python's MemoryError."""
     import torch
 
-    memory = memory or torch.cuda
+    if isinstance(e, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    text = str(e).lower()
+    return isinstance(e, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def memory_trial(step: Callable[[int], None], budget: int | None, memory=None) -> Trial:
+    """A trial that runs ``step`` here; with ``memory`` (torch.cuda, or a stand-in in tests) the measured peak must
+    also stay within ``budget``."""
 
     def trial(b: int) -> TrialResult:
-        memory.empty_cache()
-        memory.reset_peak_memory_stats()
+        if memory is not None:
+            memory.empty_cache()
+            memory.reset_peak_memory_stats()
         try:
             step(b)
             step(b)  # the second step holds optimiser state too
-        except torch.OutOfMemoryError as e:
-            memory.empty_cache()
-            return TrialResult(b, False, error=str(e).splitlines()[0])
+        except Exception as e:  # noqa: BLE001 - anything but an out-of-memory is a real error
+            if not is_out_of_memory(e):
+                raise
+            if memory is not None:
+                memory.empty_cache()
+            return TrialResult(b, False, error=str(e).strip().splitlines()[0][:200] if str(e).strip() else "OOM")
+        if memory is None:
+            return TrialResult(b, True)
         peak = memory.max_memory_allocated()
-        return TrialResult(b, peak <= budget, peak)
+        return TrialResult(b, budget is None or peak <= budget, peak)
     return trial
+
+
+def cuda_trial(step: Callable[[int], None], budget: int, memory=None) -> Trial:
+    """``memory_trial`` on the GPU; ``memory`` (for tests) replaces torch.cuda's counters."""
+    import torch
+
+    return memory_trial(step, budget, memory or torch.cuda)
 
 
 def cpu_trial(factory: str, recipe: dict, batch_size: int, budget: int, timeout: float = 600) -> TrialResult:
@@ -156,12 +193,13 @@ def _import(factory: str):
     return getattr(importlib.import_module(module), name)
 
 
-def _vm_size() -> int:
+def _proc_status(field: str) -> int:
+    """A memory figure of this process from /proc/self/status, in bytes (VmSize, VmRSS, VmHWM…)."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmSize:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmSize in /proc/self/status")
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def _trial_main(factory: str, recipe_json: str, batch_size: str, budget: str) -> None:
@@ -170,17 +208,21 @@ def _trial_main(factory: str, recipe_json: str, batch_size: str, budget: str) ->
     import torch
 
     torch.set_num_threads(torch.get_num_threads())  # start the thread pool before the cap is measured
-    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    limit = _vm_size() + int(budget)
+    # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over from the forked parent through exec, so a
+    # trial started by a large process would report that process's peak and measure nothing of its own.
+    base_rss = _proc_status("VmRSS")
+    limit = _proc_status("VmSize") + int(budget)
     resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
     try:
         step = _import(factory)(json.loads(recipe_json))
         step(int(batch_size))
         step(int(batch_size))
         fits, error = True, ""
-    except (RuntimeError, MemoryError) as e:  # "DefaultCPUAllocator: can't allocate memory"
+    except Exception as e:  # noqa: BLE001 - "DefaultCPUAllocator: can't allocate memory" and the like
+        if not is_out_of_memory(e):
+            raise
         fits, error = False, str(e).strip().splitlines()[0][:200]
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base_rss
+    peak = max(0, _proc_status("VmHWM") - base_rss)
     print(json.dumps({"fits": fits, "peak_bytes": peak, "error": error}), flush=True)
 
 

@@ -24,9 +24,12 @@ class ResultsCSV(pl.Callback):
     def __init__(self, path: Path):
         self.path = Path(path)
         self._start = time.time()
+        self._lr = None
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._start = time.time()
+        # The rate the epoch starts with: epoch-level schedulers have already stepped by on_train_epoch_end.
+        self._lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         # Lightning calls this after the epoch's validation, once the epoch-level training metrics exist.
@@ -35,8 +38,8 @@ class ResultsCSV(pl.Callback):
         metrics = {k: _scalar(v) for k, v in trainer.callback_metrics.items()
                    if (isinstance(v, torch.Tensor) and v.numel() == 1) or isinstance(v, (int, float))}
         row = {"epoch": trainer.current_epoch, **dict(sorted(metrics.items()))}
-        if trainer.optimizers:
-            row["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
+        if self._lr is not None:
+            row["lr"] = self._lr
         row["seconds"] = round(time.time() - self._start, 2)
         self._append(row)
 
@@ -69,8 +72,10 @@ class EpochLine(pl.Callback):
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if not trainer.is_global_zero:
             return
-        m = trainer.callback_metrics
-        parts = [f"{k} {_scalar(m[k]):.4f}" for k in self.keys if k in m]
+        m = {k: v for k, v in trainer.callback_metrics.items() if not isinstance(v, torch.Tensor) or v.numel() == 1}
+        # The keys asked for first, in their order, then any other epoch-level scalar the module logged.
+        keys = [k for k in dict.fromkeys(self.keys) if k in m] + sorted(k for k in m if k not in self.keys)
+        parts = [f"{k} {_scalar(m[k]):.4f}" for k in keys]
         print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  " + "  ".join(parts)
               + f"  {time.time() - self._start:.1f}s", flush=True)
 
@@ -105,7 +110,11 @@ class RNGState(pl.Callback):
 
 
 class GracefulStop(pl.Callback):
-    """SIGINT / SIGTERM: finish the current batch, write ``last.ckpt``, stop; the caller reports how to resume."""
+    """SIGINT / SIGTERM: finish the current batch, write ``last.ckpt``, stop; the caller reports how to resume.
+
+    Under DDP a signal may reach one process only (``kill`` of rank 0) or all of them (Ctrl+C, SLURM): the decision
+    is shared every batch so that all processes save together (saving is a collective) and stop at the same step.
+    """
 
     def __init__(self, last_path: Path):
         self.last_path = Path(last_path)
@@ -121,16 +130,27 @@ class GracefulStop(pl.Callback):
 
     def on_train_start(self, trainer, pl_module) -> None:
         # Installed here, after Lightning has put in its own handlers, so ours are the ones in force.
-        if trainer.is_global_zero and _in_main_thread():
+        if _in_main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous[sig] = signal.signal(sig, self._handler)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self.received is not None and not trainer.should_stop:
+        stop = self.received is not None
+        if trainer.world_size > 1:
+            stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
+        if stop and not trainer.should_stop:
+            if self.received is None:  # another process got the signal
+                self.received = signal.SIGTERM
             trainer.save_checkpoint(self.last_path)
             trainer.should_stop = True
 
     def on_fit_end(self, trainer, pl_module) -> None:
+        self._restore()
+
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        self._restore()
+
+    def _restore(self) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()

@@ -1,0 +1,96 @@
+"""The engine on its own, with a toy LightningModule: it must know nothing of any task but the module interface."""
+import csv
+import json
+
+import lightning.pytorch as pl
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+from torch.utils.data import DataLoader, TensorDataset
+
+from backbonekit.training.engine import EngineConfig, build_trainer, fit
+
+
+class Toy(pl.LightningModule):
+    def __init__(self, lr: float = 0.1, note: str = "toy"):
+        super().__init__()
+        self.save_hyperparameters()  # plain types only: the checkpoint must load with weights_only=True
+        self.net = torch.nn.Linear(4, 3)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = F.cross_entropy(self.net(x), y)
+        self.log("train/loss", loss, on_step=False, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self.net(x)
+        self.log("val/loss", F.cross_entropy(logits, y))
+        self.log("val/acc", (logits.argmax(1) == y).float().mean())
+
+    def configure_optimizers(self):
+        opt = torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
+        return {"optimizer": opt, "lr_scheduler": torch.optim.lr_scheduler.StepLR(opt, 1, gamma=0.5)}
+
+
+def _loaders():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(48, 4, generator=g)
+    y = x[:, :3].argmax(1)
+    return DataLoader(TensorDataset(x[:32], y[:32]), batch_size=8), DataLoader(TensorDataset(x[32:], y[32:]),
+                                                                                 batch_size=8)
+
+
+def _cfg(tmp_path, **kw):
+    return EngineConfig(**{"task": "toy", "epochs": 2, "out": str(tmp_path / "runs"), "monitor": "val/loss",
+                           "mode": "min", "progress": False, "accelerator": "cpu", **kw})
+
+
+def test_run_folder_holds_every_record(tmp_path, capsys):
+    result = fit(Toy(), *_loaders(), _cfg(tmp_path), hparams={"data": {"rows": 48}})
+    run = tmp_path / "runs" / "toy" / "exp"
+    assert result.run_dir == run and result.exit_code == 0
+    for name in ("hparams.yaml", "results.csv", "last.ckpt", "best.ckpt", "metrics.json", "results.png"):
+        assert (run / name).is_file(), name
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]  # atomic saves leave no temporaries
+
+    with open(run / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["epoch"] for r in rows] == ["0", "1"]
+    assert {"train/loss", "val/loss", "val/acc", "lr"} <= set(rows[0])
+    assert float(rows[1]["lr"]) == pytest.approx(0.05)  # the scheduler's rate after each epoch
+
+    hp = yaml.safe_load((run / "hparams.yaml").read_text())
+    assert hp["engine"]["task"] == "toy" and hp["data"] == {"rows": 48}
+
+    # Everything Lightning saves (hparams, loops, callbacks, optimiser, RNG states) is plain data.
+    ckpt = torch.load(run / "last.ckpt", weights_only=True)
+    assert ckpt["hyper_parameters"] == {"lr": 0.1, "note": "toy"}
+    assert ckpt["epoch"] == 1 and {"python", "numpy", "torch"} <= set(ckpt["rng_states"])
+    assert ckpt["optimizer_states"] and ckpt["lr_schedulers"]
+
+    summary = json.loads((run / "metrics.json").read_text())
+    assert summary["epochs_done"] == 2 and not summary["interrupted"]
+    assert summary["best"]["val/loss"] == pytest.approx(min(float(r["val/loss"]) for r in rows))
+
+    # Not a terminal (pytest captures): one plain line per epoch, no progress bar.
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    assert len(lines) == 2 and lines[0].startswith("epoch 1/2") and "val/loss" in lines[0] and lines[0].endswith("s")
+
+
+def test_runs_are_numbered_unless_named(tmp_path):
+    names = [fit(Toy(), *_loaders(), _cfg(tmp_path, epochs=1, **kw)).run_dir.name
+             for kw in ({}, {}, {"name": "mine"})]
+    assert names == ["exp", "exp2", "mine"]
+
+
+def test_progress_bar_on_request(tmp_path):
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    from backbonekit.training.callbacks import EpochLine
+
+    for progress, kind in ((True, RichProgressBar), (False, EpochLine)):
+        trainer, _ = build_trainer(_cfg(tmp_path, progress=progress), tmp_path)
+        assert any(isinstance(c, kind) for c in trainer.callbacks)
