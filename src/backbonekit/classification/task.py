@@ -2,7 +2,6 @@
 top-1/top-5/per-class accuracy and a confusion matrix, parameter groups for transfer learning."""
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 
 import lightning.pytorch as pl
@@ -11,11 +10,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchmetrics
 
-from backbonekit.errors import ConfigError
 from backbonekit.models.registry import create_model
+from backbonekit.training.optim import build_optimizer, build_schedule, check_choices, param_groups
 
-OPTIMIZERS = ("sgd", "adamw")
-SCHEDULERS = ("cosine", "plateau", "step", "none")
 
 
 @dataclass
@@ -46,10 +43,7 @@ class ClassificationTask(pl.LightningModule):
     def __init__(self, **config):
         super().__init__()
         self.cfg = ClassifyConfig(**config)
-        if self.cfg.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.cfg.optimizer!r}")
-        if self.cfg.scheduler not in SCHEDULERS:
-            raise ConfigError(f"--scheduler must be one of {', '.join(SCHEDULERS)}, got {self.cfg.scheduler!r}")
+        check_choices(self.cfg.optimizer, self.cfg.scheduler)
         self.save_hyperparameters(_plain_config(self.cfg))  # plain types: the checkpoint loads with weights_only
         overrides = {k: v for k, v in (("drop_rate", self.cfg.drop_rate), ("drop_path_rate", self.cfg.drop_path_rate))
                      if v is not None}
@@ -106,57 +100,26 @@ class ClassificationTask(pl.LightningModule):
         self.log("val/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=x.shape[0])
         for metric in (self.val_top1, self.val_top5, self.val_per_class, self.val_confusion):
             metric.update(logits, y)
+        # Logging the metric objects lets Lightning compute them once per epoch (synchronised across DDP processes
+        # by torchmetrics) and reset them.
+        self.log("val/top1", self.val_top1, on_epoch=True, prog_bar=True)
+        self.log("val/top5", self.val_top5, on_epoch=True)
 
     def on_validation_epoch_end(self) -> None:
-        self.log("val/top1", self.val_top1.compute(), prog_bar=True)
-        self.log("val/top5", self.val_top5.compute())
+        # Kept for the confusion-matrix plot and eval; computed on every process (a collective under DDP).
         self.last_per_class = self.val_per_class.compute().cpu()
         self.last_confusion = self.val_confusion.compute().cpu()
-        for metric in (self.val_top1, self.val_top5, self.val_per_class, self.val_confusion):
-            metric.reset()
+        self.val_per_class.reset()
+        self.val_confusion.reset()
 
     # ------------------------------------------------------------------------------------------- optimiser
     def configure_optimizers(self):
         cfg = self.cfg
-        groups = []
-        for params, lr_mult in ((self.backbone_parameters(), cfg.backbone_lr_mult), (self.head_parameters(), 1.0)):
-            params = [p for p in params if p.requires_grad]
-            # No weight decay on norms and biases: shrinking them only fights the normalisation.
-            decay = [p for p in params if p.ndim > 1]
-            no_decay = [p for p in params if p.ndim <= 1]
-            groups += [{"params": decay, "weight_decay": cfg.weight_decay, "lr": cfg.lr * lr_mult},
-                       {"params": no_decay, "weight_decay": 0.0, "lr": cfg.lr * lr_mult}]
-        groups = [g for g in groups if g["params"]]
-        if cfg.optimizer == "sgd":
-            optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
-        else:
-            optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
-        if cfg.scheduler == "none":
-            return optimizer
-        if cfg.scheduler == "plateau":
-            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.1, patience=3)
-            return {"optimizer": optimizer,
-                    "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss", "interval": "epoch"}}
-        if cfg.scheduler == "step":
-            scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=0.1)
-            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warmup = int(total * cfg.warmup_epochs / max(cfg.epochs, 1))
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _WarmupCosine(warmup, total))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-
-class _WarmupCosine:
-    """Linear warm-up then cosine decay to 0, as a multiplier of the base learning rate (picklable)."""
-
-    def __init__(self, warmup: int, total: int):
-        self.warmup, self.total = warmup, total
-
-    def __call__(self, step: int) -> float:
-        if step < self.warmup:
-            return (step + 1) / self.warmup
-        progress = (step - self.warmup) / max(1, self.total - self.warmup)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        groups = param_groups([(self.backbone_parameters(), cfg.backbone_lr_mult), (self.head_parameters(), 1.0)],
+                              cfg.lr, cfg.weight_decay)
+        optimizer = build_optimizer(groups, cfg.optimizer, cfg.lr, cfg.momentum)
+        return build_schedule(optimizer, cfg.scheduler, total_steps=self.trainer.estimated_stepping_batches,
+                              epochs=cfg.epochs, warmup_epochs=cfg.warmup_epochs, step_size=cfg.step_size)
 
 
 def _plain_config(cfg: ClassifyConfig) -> dict:

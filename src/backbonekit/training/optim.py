@@ -1,0 +1,71 @@
+"""Optimisers and learning-rate schedules shared by the tasks, as Lightning's ``configure_optimizers`` returns them."""
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import torch
+import torch.nn as nn
+
+from backbonekit.errors import ConfigError
+
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULERS = ("cosine", "plateau", "step", "none")
+
+
+def check_choices(optimizer: str, scheduler: str) -> None:
+    if optimizer not in OPTIMIZERS:
+        raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
+    if scheduler not in SCHEDULERS:
+        raise ConfigError(f"--scheduler must be one of {', '.join(SCHEDULERS)}, got {scheduler!r}")
+
+
+def param_groups(parts: Iterable[tuple[Iterable[nn.Parameter], float]], lr: float, weight_decay: float) -> list[dict]:
+    """Groups for ``(parameters, lr multiplier)`` parts, trainable parameters only; no weight decay on norms and
+    biases (shrinking them only fights the normalisation)."""
+    groups = []
+    for params, lr_mult in parts:
+        params = [p for p in params if p.requires_grad]
+        groups += [{"params": [p for p in params if p.ndim > 1], "weight_decay": weight_decay, "lr": lr * lr_mult},
+                   {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0, "lr": lr * lr_mult}]
+    return [g for g in groups if g["params"]]
+
+
+def build_optimizer(groups: list[dict], name: str, lr: float, momentum: float = 0.9) -> torch.optim.Optimizer:
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=momentum > 0)
+    return torch.optim.AdamW(groups, lr=lr)
+
+
+def build_schedule(optimizer: torch.optim.Optimizer, name: str, *, total_steps: int, epochs: int,
+                   warmup_epochs: float = 0.0, step_size: int = 30, plateau_patience: int = 3,
+                   plateau_monitor: str = "val/loss"):
+    """``configure_optimizers``' return value: cosine per step after a linear warm-up, ReduceLROnPlateau on
+    ``plateau_monitor``, ×0.1 every ``step_size`` epochs, or none."""
+    if name == "none":
+        return optimizer
+    if name == "plateau":
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.1,
+                                                               patience=plateau_patience)
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "monitor": plateau_monitor, "interval": "epoch"}}
+    if name == "step":
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=0.1)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+    total = max(1, int(total_steps))
+    warmup = int(total * warmup_epochs / max(epochs, 1))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(warmup, total))
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+class WarmupCosine:
+    """Linear warm-up then cosine decay to 0, as a multiplier of the base learning rate (picklable)."""
+
+    def __init__(self, warmup: int, total: int):
+        self.warmup, self.total = warmup, total
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        progress = (step - self.warmup) / max(1, self.total - self.warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
