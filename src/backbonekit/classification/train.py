@@ -7,26 +7,21 @@ import os
 import sys
 
 import lightning.pytorch as pl
-import torch
 from torch.utils.data import DataLoader
 
 from backbonekit.classification.data import build_classification_data
 from backbonekit.classification.task import ClassificationTask
 from backbonekit.classification.transforms import mixing_collate
-from backbonekit.errors import ConfigError
 from backbonekit.models.registry import model_entrypoint
+from backbonekit.training.autobatch import batch_size_scope, resolve_batch_size
 from backbonekit.training.engine import EngineConfig, FitResult, fit
 
-ENV_AUTO_BATCH = "BACKBONEKIT_AUTO_BATCH_SIZE"
+AUTOBATCH_STEP = "backbonekit.classification.autobatch_step:make_step"
 
 
 def train_classifier(args: argparse.Namespace) -> FitResult:
-    owns_batch_env = ENV_AUTO_BATCH not in os.environ
-    try:
+    with batch_size_scope():
         return _train(args)
-    finally:
-        if owns_batch_env:  # a later run in this process searches again
-            os.environ.pop(ENV_AUTO_BATCH, None)
 
 
 def _train(args: argparse.Namespace) -> FitResult:
@@ -47,7 +42,10 @@ def _train(args: argparse.Namespace) -> FitResult:
                   scheduler=args.scheduler, warmup_epochs=args.warmup_epochs, step_size=args.step_size,
                   epochs=args.epochs, freeze_backbone=args.freeze_backbone, backbone_lr_mult=args.backbone_lr_mult,
                   label_smoothing=args.label_smoothing, drop_rate=args.drop_rate, drop_path_rate=args.drop_path_rate)
-    batch_size = _resolve_batch_size(args, config, len(data.train))
+    recipe = {"model": args.model, "num_classes": config["num_classes"], "image_size": image_size,
+              "precision": args.precision}
+    batch_size = resolve_batch_size(args.batch_size, AUTOBATCH_STEP, recipe, max_batch=len(data.train),
+                                    max_memory=args.max_memory, memory_fraction=args.memory_fraction)
     task = ClassificationTask(**config)
 
     collate = mixing_collate(len(data.class_names), args.cutmix, args.mixup)
@@ -79,30 +77,6 @@ def _model_defaults(name: str) -> dict:
     from backbonekit.models.registry import create_model
 
     return create_model(name, num_classes=0).pretrained_cfg
-
-
-def _resolve_batch_size(args, config: dict, train_size: int) -> int:
-    if str(args.batch_size).lower() != "auto":
-        try:
-            size = int(args.batch_size)
-        except ValueError:
-            raise ConfigError(f"--batch-size must be a number or 'auto', got {args.batch_size!r}") from None
-        if size < 1:
-            raise ConfigError("--batch-size must be at least 1")
-        return size
-    from backbonekit.training.autobatch import auto_batch_size, parse_memory
-
-    if os.environ.get(ENV_AUTO_BATCH):  # a DDP process started by rank 0, which has already searched
-        return int(os.environ[ENV_AUTO_BATCH])
-    recipe = {"model": config["model"], "num_classes": config["num_classes"], "image_size": config["image_size"],
-              "precision": args.precision}
-    budget = parse_memory(args.max_memory) if args.max_memory else None
-    choice = auto_batch_size("backbonekit.classification.autobatch_step:make_step", recipe,
-                             cpu_budget_bytes=budget, cuda_fraction=args.memory_fraction,
-                             max_batch=max(1, train_size))
-    print(choice.describe(), file=sys.stderr)
-    os.environ[ENV_AUTO_BATCH] = str(choice.batch_size)  # inherited by the processes DDP starts
-    return choice.batch_size
 
 
 def _export_best(result: FitResult, config: dict) -> None:

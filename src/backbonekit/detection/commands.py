@@ -1,8 +1,5 @@
-"""``data synth shapes`` and ``eval detect --predictions`` (scoring any detector's output files).
-
-Training-model evaluation (``eval detect --checkpoint``), ``train``/``predict``/``export detect`` arrive with the
-EfficientDet task.
-"""
+"""``train detect``, ``eval detect`` (a checkpoint, or any detector's result files), ``predict detect`` and
+``data synth shapes``."""
 from __future__ import annotations
 
 import argparse
@@ -32,19 +29,102 @@ def add_commands(verbs: dict) -> None:
                    help="default 128 384 for kitti, 256 256 for coco")
     p.set_defaults(func=cmd_synth)
 
-    p = verbs["eval"].add_parser("detect", help="COCO mAP / KITTI AP of a detector's result files")
-    p.add_argument("--predictions", required=True,
-                   help="a folder of KITTI result files (16 fields) or a COCO results JSON")
+    p = verbs["train"].add_parser("detect", help="train EfficientDet on KITTI or COCO-format data")
+    add_train_arguments(p)
+    p.set_defaults(func=cmd_train)
+
+    p = verbs["predict"].add_parser("detect", help="boxes for images: PNGs with boxes, KITTI result files, COCO JSON")
+    p.add_argument("--checkpoint", required=True, help="best.ckpt, last.ckpt or best.safetensors of a run")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="images or folders of images")
+    p.add_argument("--out", default="predictions", help="folder to write into")
+    p.add_argument("--score-threshold", type=float, default=0.3, help="detections kept (drawn and written)")
+    p.add_argument("--save", nargs="+", choices=("png", "kitti", "coco"), default=["png", "kitti", "coco"],
+                   help="what to write: PNGs with boxes, KITTI result files (16 fields), COCO results JSON")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.set_defaults(func=cmd_predict)
+
+    p = verbs["eval"].add_parser("detect", help="COCO mAP / KITTI AP of a checkpoint or of any detector's results")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="a `train detect` checkpoint: scored on the validation split of --data")
+    source.add_argument("--predictions", help="a folder of KITTI result files (16 fields) or a COCO results JSON")
+    p.add_argument("--split", choices=("val", "all"), default="val",
+                   help="with --checkpoint: the training run's validation split (same ratio and seed) or all images")
+    p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--data", required=True,
                    help="KITTI root (training/label_2) or COCO annotation JSON (or its folder)")
-    p.add_argument("--classes", nargs="+", default=list(DEFAULT_CLASSES), help="KITTI classes to score")
+    p.add_argument("--classes", nargs="+", default=list(DEFAULT_CLASSES),
+                   help="--predictions: KITTI classes to score (with --checkpoint: the checkpoint's)")
     p.add_argument("--recall-points", type=int, choices=(40, 11), default=40, help="KITTI AP: R40 (default) or R11")
     p.add_argument("--placement", choices=("devkit", "recall"), default="devkit",
                    help="KITTI AP: precision samples placed as the devkit does (capped at (n-1)/40 with n < 40 "
                         "objects) or at the recall they reach")
-    p.add_argument("--out", help="metrics JSON to write (default: metrics.json inside a result folder, "
-                                 "<name>_metrics.json beside a results JSON)")
+    p.add_argument("--out", help="--predictions: metrics JSON to write (default: metrics.json inside a result folder, "
+                                 "<name>_metrics.json beside a results JSON); --checkpoint: folder to write "
+                                 "(default: eval/ in the checkpoint's run folder)")
     p.set_defaults(func=cmd_eval)
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="KITTI folder (training/image_2, label_2) or COCO annotation JSON")
+    p.add_argument("--val-data", help="COCO: a separate validation JSON (default: split --data by --val-ratio)")
+    p.add_argument("--classes", nargs="+", help=f"KITTI classes to train (default {' '.join(DEFAULT_CLASSES)})")
+    p.add_argument("--model", default="efficientdet_d0", help="efficientdet_d0 … efficientdet_d7")
+    p.add_argument("--backbone", help="any backbonekit model instead of the variant's EfficientNet, e.g. resnet50")
+    p.add_argument("--pretrained", help="detector weights to start from (ours or effdet's; another class count "
+                                        "keeps a fresh class head)")
+    p.add_argument("--pretrained-backbone", help="backbone weights (torchvision, timm, lukemelas or ours)")
+    p.add_argument("--image-size", type=int, nargs="+", metavar="S",
+                   help="input H W (or one size for square); default: the variant's (512 for D0). KITTI: 384 1280")
+    p.add_argument("--epochs", type=int, default=50)
+    p.add_argument("--batch-size", default="8", help="a number, or 'auto' to pick the largest that fits memory")
+    p.add_argument("--max-memory", help="with --batch-size auto on CPU: memory budget, e.g. 4GB")
+    p.add_argument("--memory-fraction", type=float, default=0.6, help="with --batch-size auto on CUDA")
+    p.add_argument("--optimizer", default="adamw", choices=("sgd", "adamw"))
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--scheduler", default="cosine", choices=("cosine", "plateau", "step", "none"),
+                   help="plateau: ReduceLROnPlateau on val/loss")
+    p.add_argument("--warmup-epochs", type=float, default=1.0)
+    p.add_argument("--backbone-lr-mult", type=float, default=1.0, help="fine-tuning: backbone lr = lr × this")
+    p.add_argument("--frozen-bn", action="store_true", help="freeze the backbone's BatchNorm (small batches)")
+    p.add_argument("--clip-grad", type=float, default=10.0, help="gradient-norm clipping (0 turns it off)")
+    p.add_argument("--augment", default="basic", choices=("none", "basic"),
+                   help="basic: flip, random scale and crop, colour jitter (box-aware, transforms.v2)")
+    p.add_argument("--scale-min", type=float, default=0.5, help="random scale range of the augmentation")
+    p.add_argument("--scale-max", type=float, default=1.5)
+    p.add_argument("--val-ratio", type=float, default=0.2, help="held-out share when there is no separate val data")
+    p.add_argument("--precision", default="32", choices=("32", "bf16-mixed", "16-mixed"))
+    p.add_argument("--devices", default="1", help="number of devices (or 'auto')")
+    p.add_argument("--accelerator", default="auto", help="cpu, gpu, auto")
+    p.add_argument("--strategy", default="auto", help="auto, ddp, …")
+    p.add_argument("--num-nodes", type=int, default=1)
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument("--deterministic", action="store_true")
+    p.add_argument("--out", default="runs")
+    p.add_argument("--name")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", help="last.ckpt of a run to continue")
+    p.add_argument("--progress", choices=("auto", "bar", "lines"), default="auto")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from backbonekit.detection.train import train_detector
+
+    if args.clip_grad is not None and args.clip_grad <= 0:
+        args.clip_grad = None
+    return train_detector(args).exit_code
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from backbonekit.detection.predict import predict_images
+
+    summary = predict_images(args.checkpoint, args.paths, args.out, score_threshold=args.score_threshold,
+                             save=args.save, batch_size=args.batch_size)
+    for row in summary["images"]:
+        found = ", ".join(f"{name} {n}" for name, n in row["counts"].items()) or "nothing"
+        print(f"{row['path']}: {found}")
+    print(f"wrote {', '.join(summary['written'])} to {args.out}")
+    return 0
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -57,6 +137,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if args.checkpoint:
+        return cmd_eval_checkpoint(args)
     predictions = Path(args.predictions)
     if predictions.is_dir():
         from backbonekit.detection.evaluate_kitti import evaluate_kitti_folders
@@ -77,6 +159,58 @@ def cmd_eval(args: argparse.Namespace) -> int:
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"metrics written to {out}")
     return 0
+
+
+def cmd_eval_checkpoint(args: argparse.Namespace) -> int:
+    from backbonekit.detection.checkpoint import load_detector
+    from backbonekit.detection.data import build_detection_data
+    from backbonekit.detection.evaluate import evaluate_on
+
+    task = load_detector(args.checkpoint)
+    cfg = task.cfg
+    # The run's own validation split (ratio and seed from its hparams.yaml) unless --split all; on KITTI data the
+    # classes are the checkpoint's.
+    run = _run_settings(Path(args.checkpoint))
+    data = build_detection_data(args.data, tuple(cfg.image_size), classes=_kitti_classes(cfg, args.data),
+                                val_fraction=run.get("val_ratio", 0.2), seed=run.get("seed", 0), augment=False)
+    if data.class_names != list(cfg.class_names):
+        from backbonekit.errors import DataError
+
+        raise DataError(f"{args.data}: classes {data.class_names} differ from the checkpoint's {cfg.class_names}")
+    dataset = _all_images(args.data, data, cfg) if args.split == "all" else data.val
+    out = Path(args.out) if args.out else Path(args.checkpoint).parent / "eval"
+    metrics = evaluate_on(task, dataset, out, batch_size=args.batch_size)
+    print(format_coco({"format": "coco", **metrics["coco"]}))
+    if "kitti" in metrics:
+        print(format_kitti({**metrics["kitti"], "num_images": metrics["images"]}))
+    print(f"metrics, predictions and plots written to {out}")
+    return 0
+
+
+def _run_settings(checkpoint: Path) -> dict:
+    import yaml
+
+    hparams = checkpoint.parent / "hparams.yaml"
+    if not hparams.is_file():
+        return {}
+    return (yaml.safe_load(hparams.read_text()) or {}).get("data", {})
+
+
+def _kitti_classes(cfg, data) -> list[str] | None:
+    from backbonekit.detection.data import data_format
+
+    return list(cfg.class_names) if data_format(data) == "kitti" else None
+
+
+def _all_images(data_path, data, cfg):
+    from backbonekit.detection.coco import CocoDetection
+    from backbonekit.detection.kitti import KittiDetection
+    from backbonekit.detection.transforms import eval_transforms
+
+    tf = eval_transforms(tuple(cfg.image_size))
+    if data.format == "kitti":
+        return KittiDetection(data_path, classes=data.class_names, split="all", transforms=tf)
+    return CocoDetection(data_path, split="all", transforms=tf)
 
 
 def _fmt(value: float | None, scale: float = 1.0) -> str:

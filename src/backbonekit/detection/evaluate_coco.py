@@ -69,10 +69,11 @@ def check_results(results: list, coco, source: str) -> list[dict]:
     return results
 
 
-def evaluate_coco(gt: dict | str | Path, results: list | str | Path) -> dict:
+def evaluate_coco(gt: dict | str | Path, results: list | str | Path, curves: bool = False) -> dict:
     """``{"mAP", "mAP50", "mAP75", "mAP_small", "mAP_medium", "mAP_large", "per_class": {name: AP},
     "per_class_ap50": {name: AP50}, "num_images", "num_detections"}``; AP in [0, 1], ``None`` where pycocotools
-    has nothing to average (e.g. a class without ground truth)."""
+    has nothing to average (e.g. a class without ground truth). ``curves`` adds ``pr_curves_50``: per class the
+    precision at pycocotools' 101 recall points (0, 0.01, …, 1) at IoU 0.5, -1 where the recall is not reached."""
     from pycocotools.cocoeval import COCOeval
 
     coco_gt = load_coco_gt(gt)
@@ -86,6 +87,8 @@ def evaluate_coco(gt: dict | str | Path, results: list | str | Path) -> dict:
         out.update({name: 0.0 for name in SUMMARY_NAMES})
         out["per_class"] = {c["name"]: 0.0 for c in categories}
         out["per_class_ap50"] = dict(out["per_class"])
+        if curves:
+            out["pr_curves_50"] = {c["name"]: [-1.0] * 101 for c in categories}
         return out
     with _quiet():
         coco_dt = coco_gt.loadRes(results)
@@ -102,6 +105,9 @@ def evaluate_coco(gt: dict | str | Path, results: list | str | Path) -> dict:
         name = coco_gt.cats[int(cat_id)]["name"]
         out["per_class"][name] = _mean_valid(precision[:, :, k])
         out["per_class_ap50"][name] = _mean_valid(precision[0, :, k])
+    if curves:
+        out["pr_curves_50"] = {coco_gt.cats[int(cat_id)]["name"]: precision[0, :, k].round(5).tolist()
+                               for k, cat_id in enumerate(evaluator.params.catIds)}
     return out
 
 

@@ -9,6 +9,7 @@ Search: double until a step fails, then bisect between the last fit and the firs
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -18,6 +19,9 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from backbonekit.errors import ConfigError
+
+# Set by the process that searched so that the processes DDP starts use its choice instead of searching again.
+ENV_AUTO_BATCH = "BACKBONEKIT_AUTO_BATCH_SIZE"
 
 Trial = Callable[[int], "TrialResult"]
 
@@ -92,6 +96,39 @@ def search_batch_size(trial: Trial, start: int = 2, max_batch: int = 4096,
         else:
             bad = mid
     return good, trials
+
+
+def resolve_batch_size(requested: str | int, factory: str, recipe: dict, *, max_batch: int,
+                       max_memory: str | None = None, memory_fraction: float = 0.6) -> int:
+    """``--batch-size``: a number, or "auto" for the largest batch whose train step (``factory``, see
+    ``auto_batch_size``) fits the memory budget; the search prints what it chose and measured."""
+    if str(requested).lower() != "auto":
+        try:
+            size = int(requested)
+        except ValueError:
+            raise ConfigError(f"--batch-size must be a number or 'auto', got {requested!r}") from None
+        if size < 1:
+            raise ConfigError("--batch-size must be at least 1")
+        return size
+    if os.environ.get(ENV_AUTO_BATCH):  # a DDP process started by the one that has already searched
+        return int(os.environ[ENV_AUTO_BATCH])
+    budget = parse_memory(max_memory) if max_memory else None
+    choice = auto_batch_size(factory, recipe, cpu_budget_bytes=budget, cuda_fraction=memory_fraction,
+                             max_batch=max(1, max_batch))
+    print(choice.describe(), file=sys.stderr)
+    os.environ[ENV_AUTO_BATCH] = str(choice.batch_size)  # inherited by the processes DDP starts
+    return choice.batch_size
+
+
+@contextlib.contextmanager
+def batch_size_scope():
+    """Around one training run: a later run in this process searches again."""
+    owns = ENV_AUTO_BATCH not in os.environ
+    try:
+        yield
+    finally:
+        if owns:
+            os.environ.pop(ENV_AUTO_BATCH, None)
 
 
 def find_batch_size(step: Callable[[int], None], *, device: str = "cpu", budget_bytes: int | None = None,

@@ -1,0 +1,70 @@
+"""Which detection data set a ``--data`` path is (KITTI folder or COCO JSON), split into train and val, with the
+transforms of each split.
+
+- KITTI: a folder with ``training/image_2`` + ``training/label_2`` (or those two directly); ``--classes`` picks the
+  classes (default Car, Pedestrian, Cyclist); the one labelled folder is split by ``val_fraction`` and ``seed``.
+- COCO: an annotation JSON (or a folder holding ``annotations.json``); its categories are the classes. A separate
+  validation JSON can be given with ``val_data``; otherwise the images are split like KITTI's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torch.utils.data import Dataset
+
+from backbonekit.detection.coco import CocoDetection
+from backbonekit.detection.kitti import DEFAULT_CLASSES, KittiDetection, resolve_kitti_root
+from backbonekit.detection.transforms import eval_transforms, train_transforms
+from backbonekit.errors import DataError
+
+
+@dataclass
+class DetectionData:
+    train: Dataset
+    val: Dataset
+    class_names: list[str]
+    format: str                                   # "kitti" or "coco"
+    category_ids: list[int] = field(default_factory=list)  # COCO: label → category id
+    source: str = ""
+
+
+def data_format(data: str | Path) -> str:
+    """"kitti" or "coco" for a ``--data`` path; anything else is a ``DataError`` saying what was expected."""
+    path = Path(data)
+    if path.suffix == ".json" or (path.is_dir() and (path / "annotations.json").is_file()):
+        return "coco"
+    if path.is_dir():
+        resolve_kitti_root(path)  # raises with what a KITTI folder must hold
+        return "kitti"
+    raise DataError(f"{path}: no such data set (give a KITTI folder with training/image_2 and training/label_2, "
+                    "or a COCO annotation JSON)")
+
+
+def build_detection_data(data: str | Path, image_size: tuple[int, int], *, classes=None, val_fraction: float = 0.2,
+                         seed: int = 0, augment: bool = True, val_data: str | Path | None = None,
+                         scale_range: tuple[float, float] = (0.5, 1.5)) -> DetectionData:
+    """Train (augmented unless ``augment=False``) and val (letterboxed) data sets at (H, W) ``image_size``."""
+    size = tuple(image_size)
+    train_tf = train_transforms(size, scale_range=scale_range) if augment else eval_transforms(size)
+    val_tf = eval_transforms(size)
+    fmt = data_format(data)
+    if fmt == "kitti":
+        classes = tuple(classes or DEFAULT_CLASSES)
+        common = dict(classes=classes, val_fraction=val_fraction, seed=seed)
+        train = KittiDetection(data, split="train", transforms=train_tf, **common)
+        val = KittiDetection(data, split="val", transforms=val_tf, **common)
+        return DetectionData(train, val, list(classes), "kitti", source=str(data))
+    if classes:
+        raise DataError(f"{data}: --classes applies to KITTI data; a COCO file's classes are its categories")
+    if val_data is not None:
+        train = CocoDetection(data, transforms=train_tf)
+        val = CocoDetection(val_data, transforms=val_tf)
+        if val.classes != train.classes:
+            raise DataError(f"{val_data}: categories {list(val.classes)} differ from those of {data} "
+                            f"{list(train.classes)}")
+    else:
+        common = dict(val_fraction=val_fraction, seed=seed)
+        train = CocoDetection(data, split="train", transforms=train_tf, **common)
+        val = CocoDetection(data, split="val", transforms=val_tf, **common)
+    return DetectionData(train, val, list(train.classes), "coco", list(train.category_ids), str(data))

@@ -1,0 +1,110 @@
+"""``train detect``: KITTI / COCO data → DetectionTask → the engine; then the best checkpoint is scored on the
+validation split (COCO mAP, KITTI AP on KITTI data, PR curves, predicted vs true boxes) and exported as
+``best.safetensors``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import lightning.pytorch as pl
+from torch.utils.data import DataLoader
+
+from backbonekit.detection.checkpoint import CONFIG_KEY, load_detector
+from backbonekit.detection.data import build_detection_data
+from backbonekit.detection.evaluate import evaluate_on
+from backbonekit.detection.task import IMAGENET_MEAN, IMAGENET_STD
+from backbonekit.detection.transforms import collate
+from backbonekit.errors import ConfigError
+from backbonekit.models.registry import model_entrypoint
+from backbonekit.training.autobatch import batch_size_scope, resolve_batch_size
+from backbonekit.training.engine import EngineConfig, FitResult, fit
+
+AUTOBATCH_STEP = "backbonekit.detection.autobatch_step:make_step"
+
+
+def train_detector(args: argparse.Namespace) -> FitResult:
+    with batch_size_scope():
+        return _train(args)
+
+
+def image_size_arg(values, default: tuple[int, int]) -> tuple[int, int]:
+    """``--image-size S`` (square) or ``H W``. Any size works: the anchors follow the true feature-map sizes."""
+    if not values:
+        return default
+    if len(values) == 1:
+        values = [values[0], values[0]]
+    if len(values) != 2 or min(values) < 32:
+        raise ConfigError(f"--image-size takes one or two sizes of at least 32 pixels, got {values}")
+    return int(values[0]), int(values[1])
+
+
+def _train(args: argparse.Namespace) -> FitResult:
+    if not args.model.startswith("efficientdet_"):
+        raise ConfigError(f"--model must be a detector (efficientdet_d0 … efficientdet_d7), got {args.model!r}")
+    model_entrypoint(args.model)  # an unknown name fails here, before any data is read
+    if args.backbone:
+        model_entrypoint(args.backbone)
+    pl.seed_everything(args.seed, workers=True, verbose=False)
+    default_size = tuple(model_entrypoint(args.model)(num_classes=1).config.image_size)
+    image_size = image_size_arg(args.image_size, default_size)
+    data = build_detection_data(args.data, image_size, classes=args.classes, val_fraction=args.val_ratio,
+                                seed=args.seed, augment=args.augment != "none", val_data=args.val_data,
+                                scale_range=(args.scale_min, args.scale_max))
+    config = dict(model=args.model, num_classes=len(data.class_names), class_names=data.class_names,
+                  category_ids=data.category_ids, backbone=args.backbone, pretrained=args.pretrained, pretrained_backbone=args.pretrained_backbone,
+                  image_size=list(image_size), mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD),
+                  optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, scheduler=args.scheduler,
+                  warmup_epochs=args.warmup_epochs, epochs=args.epochs, backbone_lr_mult=args.backbone_lr_mult,
+                  frozen_bn=args.frozen_bn)
+    recipe = {"task": {**config, "pretrained": None, "pretrained_backbone": None}, "precision": args.precision}
+    batch_size = resolve_batch_size(args.batch_size, AUTOBATCH_STEP, recipe, max_batch=len(data.train),
+                                    max_memory=args.max_memory, memory_fraction=args.memory_fraction)
+    from backbonekit.detection.task import DetectionTask
+
+    task = DetectionTask(**config)
+    loader_args = dict(num_workers=args.workers, persistent_workers=args.workers > 0, collate_fn=collate)
+    # BatchNorm needs more than one image: a last batch of one would make the step fail or its statistics noise.
+    train_loader = DataLoader(data.train, batch_size=batch_size, shuffle=True,
+                              drop_last=len(data.train) % batch_size == 1, **loader_args)
+    val_loader = DataLoader(data.val, batch_size=batch_size, shuffle=False, **loader_args)
+    devices = int(args.devices) if str(args.devices).isdigit() else args.devices
+    engine = EngineConfig(task="detect", epochs=args.epochs, out=args.out, name=args.name, resume=args.resume,
+                          precision=args.precision, devices=devices, accelerator=args.accelerator,
+                          strategy=args.strategy, num_nodes=args.num_nodes, deterministic=args.deterministic,
+                          monitor="val/map", mode="max",
+                          log_keys=("train/loss", "val/loss", "val/map", "val/map_50"),
+                          progress={"auto": None, "bar": True, "lines": False}[args.progress],
+                          gradient_clip_val=args.clip_grad)
+    hparams = {"task": {k: v for k, v in config.items() if k != "class_names"}, "class_names": data.class_names,
+               "data": {"source": data.source, "format": data.format, "train": len(data.train),
+                        "val": len(data.val), "batch_size": batch_size, "val_ratio": args.val_ratio,
+                        "seed": args.seed, "augment": args.augment}}
+    result = fit(task, train_loader, val_loader, engine, hparams=hparams)
+    if result.trainer.is_global_zero and result.best_path is not None and result.best_path.exists():
+        finish_run(result, data, batch_size)
+    return result
+
+
+def finish_run(result: FitResult, data, batch_size: int) -> None:
+    """The best checkpoint: scored on the validation split into the run folder, and exported as safetensors."""
+    from backbonekit.weights import save_weights
+
+    best = load_detector(result.best_path)
+    metrics = evaluate_on(best, data.val, result.run_dir / "val", batch_size=batch_size)
+    for name in ("pr_curves.png", "val_predictions.png"):  # beside results.png, where users look first
+        if (result.run_dir / "val" / name).exists():
+            (result.run_dir / "val" / name).replace(result.run_dir / name)
+    meta = {"task": "detect", "class_names": json.dumps(best.cfg.class_names),
+            "image_size": json.dumps(list(best.cfg.image_size)), CONFIG_KEY: json.dumps(dict(best.hparams))}
+    save_weights(best.model, result.run_dir / "best.safetensors", metadata=meta)
+    summary_path = result.run_dir / "metrics.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    summary["best_checkpoint_val"] = metrics
+    summary_path.write_text(json.dumps(summary, indent=2))
+    coco = metrics["coco"]
+    line = f"best checkpoint on val: mAP@[.5:.95] {coco['mAP']:.4f}, mAP@.5 {coco['mAP50']:.4f}"
+    if "kitti" in metrics:
+        mean = metrics["kitti"]["mean"]
+        line += ", KITTI AP (moderate) " + (f"{mean['moderate']:.4f}" if mean["moderate"] is not None else "n/a")
+    print(f"{line}; results in {result.run_dir}/", file=sys.stderr)

@@ -1,0 +1,128 @@
+"""train / eval / predict detect end to end on tiny synthetic data in the true KITTI and COCO formats."""
+import json
+
+import pytest
+import torch
+
+from backbonekit.cli import main
+from backbonekit.detection.checkpoint import load_detector
+from backbonekit.detection.synth import synthesize_shapes
+
+FAST = ["--image-size", "64", "96", "--epochs", "2", "--batch-size", "4", "--progress", "lines", "--warmup-epochs",
+        "0"]
+
+
+@pytest.fixture(scope="module")
+def coco_shapes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("coco_shapes")
+    synthesize_shapes(root, "coco", num_images=14, seed=0, image_size=(64, 96))
+    return root
+
+
+@pytest.fixture(scope="module")
+def kitti_shapes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("kitti_shapes")
+    synthesize_shapes(root, "kitti", num_images=14, seed=1, image_size=(48, 144))
+    return root
+
+
+@pytest.fixture(scope="module")
+def coco_run(coco_shapes, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    assert main(["train", "detect", "--data", str(coco_shapes / "annotations.json"), *FAST, "--out", str(out),
+                 "--name", "coco"]) == 0
+    return out / "detect" / "coco"
+
+
+def test_train_writes_a_complete_run_folder(coco_run):
+    for name in ("best.ckpt", "last.ckpt", "best.safetensors", "hparams.yaml", "results.csv", "results.png",
+                 "metrics.json", "pr_curves.png", "val_predictions.png", "val/predictions.json"):
+        assert (coco_run / name).is_file(), name
+    rows = (coco_run / "results.csv").read_text().splitlines()
+    assert len(rows) == 3 and "val/map_50" in rows[0] and "train/cls_loss" in rows[0]
+    metrics = json.loads((coco_run / "metrics.json").read_text())
+    coco = metrics["best_checkpoint_val"]["coco"]
+    assert 0 <= coco["mAP"] <= coco["mAP50"] <= 1 and set(coco["per_class"]) == {"rectangle", "circle", "triangle"}
+    ckpt = torch.load(coco_run / "best.ckpt", weights_only=True)  # plain data: no code is unpickled
+    assert ckpt["hyper_parameters"]["class_names"] == ["rectangle", "circle", "triangle"]
+
+
+def test_checkpoint_and_safetensors_give_the_same_detections(coco_run):
+    from_ckpt, from_st = load_detector(coco_run / "best.ckpt"), load_detector(coco_run / "best.safetensors")
+    assert list(from_st.cfg.image_size) == list(from_ckpt.cfg.image_size) == [64, 96]
+    images = torch.randint(0, 256, (2, 3, 64, 96), dtype=torch.uint8)
+    with torch.inference_mode():
+        a, b = from_ckpt(images), from_st(images)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_eval_checkpoint_scores_the_runs_validation_split(coco_run, coco_shapes, capsys):
+    assert main(["eval", "detect", "--checkpoint", str(coco_run / "best.ckpt"), "--data", str(coco_shapes)]) == 0
+    out = capsys.readouterr().out
+    assert "mAP@[.5:.95]" in out
+    metrics = json.loads((coco_run / "eval" / "metrics.json").read_text())
+    # The run's val split (20% of 14 images, seed 0) and the same detections as at the end of training.
+    assert metrics["images"] == 3
+    best = json.loads((coco_run / "metrics.json").read_text())["best_checkpoint_val"]["coco"]
+    assert metrics["coco"]["mAP"] == pytest.approx(best["mAP"])
+    # The written results rescore to the same figures through the --predictions path.
+    assert main(["eval", "detect", "--predictions", str(coco_run / "eval" / "predictions.json"),
+                 "--data", str(coco_run / "eval" / "ground_truth.json")]) == 0
+    rescored = json.loads((coco_run / "eval" / "predictions_metrics.json").read_text())
+    assert rescored["mAP"] == pytest.approx(metrics["coco"]["mAP"])
+
+
+def test_predict_writes_pngs_kitti_files_and_coco_json(coco_run, coco_shapes, tmp_path, capsys):
+    out = tmp_path / "pred"
+    assert main(["predict", "detect", "--checkpoint", str(coco_run / "best.safetensors"),
+                 str(coco_shapes / "images"), "--out", str(out), "--score-threshold", "0.0"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count(".png:") == 14
+    assert len(list(out.glob("*.png"))) == 14 and len(list((out / "kitti").glob("*.txt"))) == 14
+    line = (out / "kitti" / "000000.txt").read_text().splitlines()[0]
+    assert len(line.split()) == 16
+    results = json.loads((out / "predictions.json").read_text())
+    assert results and {r["category_id"] for r in results} <= {1, 2, 3} and results[0]["image_id"] == 0
+    from PIL import Image
+
+    with Image.open(out / "000000.png") as im, Image.open(coco_shapes / "images" / "000000.png") as original:
+        assert im.size == original.size  # boxes drawn on the original image, in its pixels
+
+
+def test_resume_continues_the_run(coco_run, coco_shapes, capsys):
+    assert main(["train", "detect", "--data", str(coco_shapes), *FAST[:-2], "--epochs", "3", "--resume",
+                 str(coco_run / "last.ckpt")]) == 0
+    assert len((coco_run / "results.csv").read_text().splitlines()) == 4
+    assert json.loads((coco_run / "metrics.json").read_text())["epochs_done"] == 3
+
+
+def test_kitti_training_reports_official_style_ap_and_result_files(kitti_shapes, tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert main(["train", "detect", "--data", str(kitti_shapes), "--image-size", "48", "144", "--epochs", "1",
+                 "--batch-size", "4", "--progress", "lines", "--out", str(out), "--name", "k"]) == 0
+    run = out / "detect" / "k"
+    metrics = json.loads((run / "metrics.json").read_text())["best_checkpoint_val"]
+    assert set(metrics["kitti"]["ap"]) == {"Car", "Pedestrian", "Cyclist"}
+    assert "KITTI AP (moderate)" in capsys.readouterr().err
+    results = sorted((run / "val" / "kitti_results").glob("*.txt"))
+    assert len(results) == metrics["images"] == 3
+    # The result files score to the same AP through `eval detect --predictions`.
+    assert main(["eval", "detect", "--predictions", str(run / "val" / "kitti_results"), "--data",
+                 str(kitti_shapes), "--out", str(tmp_path / "m.json")]) == 0
+    rescored = json.loads((tmp_path / "m.json").read_text())
+    assert rescored["ap"] == metrics["kitti"]["ap"]
+
+
+def test_bad_input_is_one_line(coco_shapes, tmp_path, capsys):
+    runs = ["--out", str(tmp_path / "runs")]
+    assert main(["train", "detect", "--data", str(coco_shapes), "--model", "resnet18", *runs]) == 2
+    assert "must be a detector" in capsys.readouterr().err
+    assert main(["train", "detect", "--data", str(tmp_path / "nowhere"), *runs]) == 2
+    assert "nowhere" in capsys.readouterr().err
+    assert main(["train", "detect", "--data", str(coco_shapes), "--classes", "Car", *runs]) == 2
+    assert "--classes applies to KITTI" in capsys.readouterr().err
+    bogus = tmp_path / "x.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"model": "resnet18"}}, bogus)
+    assert main(["eval", "detect", "--checkpoint", str(bogus), "--data", str(coco_shapes)]) == 2
+    assert "not a `train detect` checkpoint" in capsys.readouterr().err
+    assert main(["predict", "detect", "--checkpoint", str(bogus), str(tmp_path)]) == 2
