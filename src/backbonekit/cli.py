@@ -1,7 +1,8 @@
 """Command line: argument parsing only. Each command calls one function of a task, of weights or of the tools.
 
-Verbs (``train``, ``eval``, ``predict``, ``data``, ``export``) take a task as their second word
-(``backbonekit train classify …``); each task folder adds its own sub-commands through ``add_commands``.
+Verbs (``train``, ``eval``, ``predict``, ``data``) take a task as their second word (``backbonekit train classify
+…``); each task folder adds its own sub-commands through ``add_commands``. ``export``, ``models``, ``summary``,
+``bench`` and ``demo`` stand alone: ``export`` finds the task in the checkpoint.
 """
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ import sys
 
 from backbonekit.errors import BackbonekitError
 
-VERBS = ("train", "eval", "predict", "data", "export")
+VERBS = ("train", "eval", "predict", "data")
 
 # Modules that add sub-commands under the verbs: each has ``add_commands(verbs: dict[str, _SubParsersAction])``.
 # A module that is not there yet is skipped, so tasks can land one at a time.
 COMMAND_MODULES = (
     "backbonekit.tools.commands",
+    "backbonekit.tools.export_command",
     "backbonekit.classification.commands",
     "backbonekit.detection.commands",
     "backbonekit.sequence.commands",

@@ -47,6 +47,7 @@ class DetectConfig:
     epochs: int = 50
     backbone_lr_mult: float = 1.0
     frozen_bn: bool = False
+    bn_momentum: float | None = 0.1            # None keeps effdet's 0.01, tuned for 300k-step schedules
     focal_alpha: float = 0.25
     focal_gamma: float = 1.5
     box_loss_weight: float = 50.0
@@ -61,6 +62,12 @@ class DetectionTask(pl.LightningModule):
         check_choices(self.cfg.optimizer, self.cfg.scheduler)
         self.save_hyperparameters(plain_config(self.cfg))  # plain types: the checkpoint loads with weights_only
         self.model = build_detector(self.cfg, pretrained=True)
+        if self.cfg.bn_momentum is not None:
+            # With effdet's 0.01 the running statistics trail the weights by ~100 steps: a short run would validate
+            # (and be exported) with statistics of a network that no longer exists.
+            for m in self.model.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.momentum = self.cfg.bn_momentum
         self.anchors = self.model.anchors(self.cfg.image_size)
         self.register_buffer("mean", torch.tensor(self.cfg.mean).view(1, -1, 1, 1) * 255, persistent=False)
         self.register_buffer("std", torch.tensor(self.cfg.std).view(1, -1, 1, 1) * 255, persistent=False)

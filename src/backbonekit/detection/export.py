@@ -1,0 +1,355 @@
+"""ONNX export of a trained detector (and classifier): normalisation, network, decoding and NMS in one graph.
+
+Detector graph (``DetectorForExport``; what ``backbonekit export`` writes for a ``train detect`` checkpoint):
+
+- input ``images``: (B, 3, H, W) RGB, 0–255, uint8 (or float32 with ``input_dtype="float32"``). H, W are fixed: the
+  checkpoint's ``image_size``, because the anchors are constants of the graph; letterbox first, as ``predict detect``
+  does. B is dynamic.
+- outputs, padded to ``max_detections`` (M, default the checkpoint's 100) slots per image, as TensorRT's
+  ``EfficientNMS`` plugin lays them out:
+
+  - ``num_detections`` (B,) int64: how many slots of each image hold a detection;
+  - ``boxes`` (B, M, 4) float32: xyxy in input pixels, clipped to the image;
+  - ``scores`` (B, M) float32: sigmoid class probability;
+  - ``labels`` (B, M) int64: 0-based class index (``class_names`` order).
+
+  Slots are sorted by score; those past ``num_detections`` hold zeros and label -1.
+
+Inside the graph: (x − 255·mean) / (255·std) → EfficientDet → the ``max_candidates`` (5000) best class logits
+per image → their boxes decoded from the anchors and clipped → sigmoid → score > threshold → per-class NMS (IoU
+> 0.5 suppresses) → the best ``max_detections`` per image. That is ``DetectionTask.detect`` step for step
+(``postprocess.py``), with the score threshold and the limits frozen at export time. Among exactly equal scores the
+order, and so which box NMS keeps, is arbitrary here as in PyTorch.
+
+NMS is ONNX's own ``NonMaxSuppression``, which runs per (image, class) by itself. PyTorch has no such operator, so
+the wrapper calls ``backbonekit::class_nms``, a custom op whose eager implementation is torchvision's ``nms`` class
+by class and whose ONNX translation is that one node. torchvision's ``batched_nms`` trick for tracing (shift each
+class's boxes apart by class × largest coordinate, then one NMS) would need image × class offsets for a batch and
+loses float32 precision on the IoUs once they reach the hundreds of thousands (90 classes × 8 images × 512 px).
+
+Classifier graph (``ClassifierForExport``): ``images`` (B, 3, S, S), 0–255, already resized and centre-cropped as
+``predict classify`` does → ``logits`` and ``probabilities`` (B, num_classes).
+
+Exporting needs ``onnx`` and ``onnxscript`` (``pip install 'backbonekit[export]'``: torch's dynamo-based exporter);
+checking the file needs ``onnxruntime``.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torchvision.ops import nms
+
+from backbonekit.detection.anchors import decode_boxes
+from backbonekit.detection.postprocess import postprocess
+from backbonekit.errors import ConfigError
+
+# torch's dynamo exporter writes opset 18 at the lowest (asked for less, it writes 18 anyway): the default, since
+# older runtimes load it too.
+DEFAULT_OPSET = MIN_OPSET = 18
+INPUT_DTYPES = {"uint8": torch.uint8, "float32": torch.float32}
+DETECTOR_OUTPUTS = ("num_detections", "boxes", "scores", "labels")
+CLASSIFIER_OUTPUTS = ("logits", "probabilities")
+# Relative noise somewhat above that by which two runtimes' float32 network outputs differ (about 1e-6), in a few
+# draws: enough to find the near-ties that rounding decides.
+JITTER, JITTER_TRIALS = 1e-5, 3
+
+
+# ---------------------------------------------------------------------------------------------- the NMS op
+@torch.library.custom_op("backbonekit::class_nms", mutates_args=())
+def class_nms(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, num_classes: int,
+              iou_threshold: float, score_threshold: float) -> torch.Tensor:
+    """Boxes (B, K, 4) xyxy, scores (B, K) and labels (B, K) → (S, 2) int64 rows (image, candidate) that survive:
+    score > ``score_threshold``, then NMS among the boxes of one image and one label (IoU > ``iou_threshold``
+    suppresses). Rows come in no particular order (ONNX's ``NonMaxSuppression`` groups them by class)."""
+    rows = []
+    for image, (b, s, c) in enumerate(zip(boxes, scores, labels)):
+        for label in c[s > score_threshold].unique().tolist():
+            index = torch.nonzero((c == label) & (s > score_threshold)).reshape(-1)
+            kept = index[nms(b[index], s[index], iou_threshold)]
+            rows.append(torch.stack([torch.full_like(kept, image), kept], 1))
+    return torch.cat(rows) if rows else torch.zeros(0, 2, dtype=torch.int64, device=boxes.device)
+
+
+@class_nms.register_fake
+def _class_nms_shape(boxes, scores, labels, num_classes, iou_threshold, score_threshold):
+    return boxes.new_empty((torch.library.get_ctx().new_dynamic_size(), 2), dtype=torch.int64)
+
+
+def _class_nms_onnx_translation():
+    """``backbonekit::class_nms`` as ONNX: one ``NonMaxSuppression`` over (B, classes, K) scores in which each
+    candidate scores only under its own label (-1 elsewhere, below any threshold)."""
+    from onnxscript import opset18 as op
+
+    def class_nms_onnx(boxes, scores, labels, num_classes: int, iou_threshold: float, score_threshold: float):
+        classes = op.Constant(value_ints=list(range(num_classes)))
+        own = op.Equal(op.Unsqueeze(labels, [1]), op.Reshape(classes, op.Constant(value_ints=[1, -1, 1])))
+        per_class = op.Where(own, op.Unsqueeze(scores, [1]), op.CastLike(op.Constant(value_float=-1.0), scores))
+        selected = op.NonMaxSuppression(boxes, per_class, op.Constant(value_int=2**62),
+                                        op.Constant(value_float=iou_threshold),
+                                        op.Constant(value_float=score_threshold))  # (S, 3): image, class, box
+        return op.Gather(selected, op.Constant(value_ints=[0, 2]), axis=1)
+
+    return {torch.ops.backbonekit.class_nms.default: class_nms_onnx}
+
+
+# ------------------------------------------------------------------------------------------------ wrappers
+class DetectorForExport(nn.Module):
+    """A ``DetectionTask`` as one function of the images; the graph contract is in the module docstring."""
+
+    def __init__(self, task, score_threshold: float | None = None, iou_threshold: float = 0.5,
+                 max_candidates: int = 5000, max_detections: int | None = None):
+        super().__init__()
+        cfg = task.cfg
+        self.net = task.model
+        self.num_classes = cfg.num_classes
+        self.score_threshold = float(cfg.score_threshold if score_threshold is None else score_threshold)
+        self.iou_threshold = float(iou_threshold)
+        self.max_detections = int(cfg.max_detections if max_detections is None else max_detections)
+        self.num_candidates = min(max_candidates, len(task.anchors) * cfg.num_classes)
+        if not 0 <= self.score_threshold < 1:
+            raise ConfigError(f"--score-threshold must be in [0, 1), got {self.score_threshold}")
+        if self.max_detections < 1:
+            raise ConfigError(f"--max-detections must be at least 1, got {self.max_detections}")
+        # Named apart from the task's `mean`/`std`: the exporter names initializers after buffers.
+        self.register_buffer("pixel_mean", task.mean.detach().clone(), persistent=False)
+        self.register_buffer("pixel_std", task.std.detach().clone(), persistent=False)
+        self.register_buffer("anchor_boxes", task.anchors.boxes.detach().clone(), persistent=False)
+        height, width = cfg.image_size
+        self.register_buffer("box_limits", torch.tensor([width, height, width, height], dtype=torch.float32),
+                             persistent=False)
+
+    def forward(self, images: torch.Tensor):
+        logits, codes = self.net.forward_flat((images.float() - self.pixel_mean) / self.pixel_std)
+        boxes, scores, labels = self.candidates(logits, codes)
+        kept = class_nms(boxes, scores, labels, self.num_classes, self.iou_threshold, self.score_threshold)
+        return self.pad(kept, boxes, scores, labels, images.shape[0])
+
+    def candidates(self, logits: torch.Tensor, codes: torch.Tensor):
+        """The best logits of each image over anchors × classes, best first, with decoded clipped boxes."""
+        batch = logits.shape[0]
+        top_logits, top_index = logits.reshape(batch, -1).topk(self.num_candidates, dim=1)
+        anchor_index, labels = top_index // self.num_classes, top_index % self.num_classes
+        top_codes = torch.gather(codes, 1, anchor_index.unsqueeze(-1).expand(-1, -1, 4))
+        boxes = decode_boxes(top_codes.float(), self.anchor_boxes[anchor_index])
+        boxes = torch.minimum(boxes.clamp(min=0), self.box_limits)  # clip_boxes_to_image, as one traceable op
+        return boxes, top_logits.float().sigmoid(), labels
+
+    def pad(self, kept: torch.Tensor, boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, batch):
+        """NMS survivors → the padded per-image outputs. Candidates are numbered best first, so sorting survivors by
+        (image, candidate) sorts each image's by score; a survivor's rank is the count of its image's rows so far."""
+        key = kept[:, 0] * self.num_candidates + kept[:, 1]
+        image, candidate = kept[key.argsort()].unbind(1)
+        same_image = image.unsqueeze(1) == torch.arange(batch, device=image.device).unsqueeze(0)  # (S, B)
+        rank = (same_image.long().cumsum(0) * same_image).sum(1) - 1
+        keep = rank < self.max_detections
+        image, candidate, rank = image[keep], candidate[keep], rank[keep]
+        out_boxes = boxes.new_zeros(batch, self.max_detections, 4)
+        out_scores = scores.new_zeros(batch, self.max_detections)
+        out_labels = labels.new_full((batch, self.max_detections), -1)
+        out_boxes[image, rank] = boxes[image, candidate]
+        out_scores[image, rank] = scores[image, candidate]
+        out_labels[image, rank] = labels[image, candidate]
+        num_detections = same_image.sum(0).clamp(max=self.max_detections)
+        return num_detections, out_boxes, out_scores, out_labels
+
+
+class ClassifierForExport(nn.Module):
+    """A trained classifier on 0–255 images: normalisation as ``predict classify`` does it, logits, softmax."""
+
+    def __init__(self, trained):
+        super().__init__()
+        self.net = trained.model
+        self.register_buffer("pixel_mean", torch.tensor(trained.mean).view(1, -1, 1, 1) * 255, persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(trained.std).view(1, -1, 1, 1) * 255, persistent=False)
+
+    def forward(self, images: torch.Tensor):
+        logits = self.net((images.float() - self.pixel_mean) / self.pixel_std)
+        return logits, logits.softmax(-1)
+
+
+# ----------------------------------------------------------------------------------------------- exporting
+@dataclass
+class ExportResult:
+    path: Path
+    opset: int
+    inputs: list[tuple[str, list, str]]   # (name, shape with "batch" for the dynamic axis, element type)
+    outputs: list[tuple[str, list, str]]
+
+
+def export_detector_onnx(task, path: str | Path, opset: int = DEFAULT_OPSET, score_threshold: float | None = None,
+                         iou_threshold: float = 0.5, max_detections: int | None = None,
+                         input_dtype: str = "uint8") -> ExportResult:
+    """Write ``task`` (a ``DetectionTask``) as an ONNX file with decoding and NMS inside (module docstring)."""
+    wrapper = DetectorForExport(task, score_threshold, iou_threshold, max_detections=max_detections).eval()
+    example = example_images(2, tuple(task.cfg.image_size), input_dtype)
+    return _export(wrapper, example, path, opset, DETECTOR_OUTPUTS, _class_nms_onnx_translation)
+
+
+def export_classifier_onnx(trained, path: str | Path, opset: int = DEFAULT_OPSET,
+                           input_dtype: str = "uint8") -> ExportResult:
+    """Write a ``TrainedClassifier`` as an ONNX file: 0–255 images → logits and probabilities."""
+    wrapper = ClassifierForExport(trained).eval()
+    example = example_images(2, (trained.image_size, trained.image_size), input_dtype)
+    return _export(wrapper, example, path, opset, CLASSIFIER_OUTPUTS)
+
+
+def example_images(batch: int, image_size: tuple[int, int], input_dtype: str = "uint8") -> torch.Tensor:
+    if input_dtype not in INPUT_DTYPES:
+        raise ConfigError(f"--input-dtype must be one of {', '.join(INPUT_DTYPES)}, got {input_dtype!r}")
+    return torch.randint(0, 256, (batch, 3, *image_size), generator=torch.Generator().manual_seed(0)).to(
+        INPUT_DTYPES[input_dtype])
+
+
+def _export(wrapper: nn.Module, example: torch.Tensor, path, opset: int, output_names, translations=None):
+    require("onnx", "onnxscript")
+    if opset < MIN_OPSET:
+        raise ConfigError(f"--opset must be at least {MIN_OPSET} (torch's ONNX exporter), got {opset}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    # The exporter narrates each stage on stdout and warns about its own internals; the CLI prints its summary.
+    with _quiet(), torch.no_grad():
+        program = torch.onnx.export(wrapper, (example,), dynamo=True, opset_version=opset, input_names=["images"],
+                                    output_names=list(output_names), dynamic_shapes={"images": {0: batch}},
+                                    custom_translation_table=translations() if translations else None)
+        program.save(str(path), external_data=False)  # one self-contained file (weights < 2 GB)
+    return describe(path)
+
+
+@contextlib.contextmanager
+def _quiet():
+    loggers = [logging.getLogger(name) for name in ("onnx_ir", "onnxscript", "torch.onnx")]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        try:
+            for logger in loggers:
+                logger.setLevel(logging.ERROR)
+            yield
+        finally:
+            for logger, level in zip(loggers, levels):
+                logger.setLevel(level)
+
+
+def describe(path: str | Path) -> ExportResult:
+    """Inputs and outputs of an ONNX file as (name, shape, element type)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+
+    def values(infos):
+        return [(v.name, [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim],
+                 onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type).name) for v in infos]
+
+    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    return ExportResult(Path(path), opset, values(model.graph.input), values(model.graph.output))
+
+
+def require(*modules: str) -> None:
+    """Fail with one line, naming what installs them, when optional packages are missing: the ``export`` extra for
+    the exporter's, onnxruntime on its own (only the check runs it)."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        install = "onnxruntime" if missing == ["onnxruntime"] else "'backbonekit[export]'"
+        raise ConfigError(f"ONNX {'checking' if install == 'onnxruntime' else 'export'} needs "
+                          f"{' and '.join(missing)}: pip install {install}")
+
+
+# -------------------------------------------------------------------------------------------- checking it
+def run_onnx(path: str | Path, images: torch.Tensor) -> list[np.ndarray]:
+    """The ONNX file's outputs for ``images`` on onnxruntime's CPU provider."""
+    require("onnxruntime")
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()  # as many threads as PyTorch is allowed, no more
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return session.run(None, {"images": images.numpy()})
+
+
+def unpad(outputs: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """Padded detector outputs → per image ``{"boxes", "scores", "labels"}`` like ``DetectionTask.detect``."""
+    num, boxes, scores, labels = outputs
+    return [{"boxes": boxes[i, :n], "scores": scores[i, :n], "labels": labels[i, :n]} for i, n in enumerate(num)]
+
+
+def compare_detections(reference: list[dict], exported: list[dict]) -> dict:
+    """How far the exported graph's detections are from ``reference`` (``DetectionTask.detect``).
+
+    Each exported detection is paired with the reference detection of the same label nearest in box and score, so
+    two detections of (nearly) equal score listed in the other order still pair up. ``matched`` is False when the
+    counts differ or some detection has no same-label partner.
+    """
+    box_diff = score_diff = 0.0
+    matched = True
+    for ref, got in zip(reference, exported):
+        ref, got = _numpy(ref), _numpy(got)
+        if len(ref["scores"]) != len(got["scores"]):
+            matched = False
+        for box, score, label in zip(got["boxes"], got["scores"], got["labels"]):
+            same = np.flatnonzero(ref["labels"] == label)
+            if not same.size:
+                matched = False
+                continue
+            distance = np.maximum(np.abs(ref["boxes"][same] - box).max(1), np.abs(ref["scores"][same] - score))
+            best = same[distance.argmin()]
+            box_diff = max(box_diff, float(np.abs(ref["boxes"][best] - box).max()))
+            score_diff = max(score_diff, float(abs(ref["scores"][best] - score)))
+    counts = [(len(r["scores"]), len(g["scores"])) for r, g in zip(reference, exported)]
+    return {"matched": matched, "counts": counts, "max_box_diff": box_diff, "max_score_diff": score_diff}
+
+
+def _numpy(detections: dict) -> dict:
+    return {k: torch.as_tensor(v).detach().cpu().numpy() for k, v in detections.items()}
+
+
+def verify_detector_onnx(task, path: str | Path, images: torch.Tensor, score_threshold: float | None = None,
+                         iou_threshold: float = 0.5, max_detections: int | None = None) -> dict:
+    """Run the file in onnxruntime and ``DetectionTask.detect``'s post-processing in PyTorch on ``images``, with the
+    settings the file was exported with: ``compare_detections`` of the two, and under ``"jitter"`` the worst of the
+    same comparison of PyTorch with itself after ``JITTER`` relative noise on the network's outputs.
+
+    The jitter says how far float rounding alone moves this checkpoint's detections. A trained detector's scores are
+    far apart and the noise changes nothing; an undertrained one scores every anchor near the 0.01 prior, equal to
+    1e-8, so rounding decides which box NMS keeps and no runtime can reproduce PyTorch's detections exactly.
+    """
+    with torch.no_grad():
+        cls, box = task(images)
+
+    def detect(cls, box):
+        return postprocess(cls, box, task.anchors.boxes, tuple(images.shape[-2:]),
+                           score_threshold=task.cfg.score_threshold if score_threshold is None else score_threshold,
+                           iou_threshold=iou_threshold,
+                           max_detections=task.cfg.max_detections if max_detections is None else max_detections)
+
+    reference = detect(cls, box)
+    result = compare_detections(reference, unpad(run_onnx(path, images)))
+    noise = torch.Generator().manual_seed(0)
+
+    def jitter(t):
+        return t * (1 + JITTER * torch.randn(t.shape, generator=noise))
+
+    trials = [compare_detections(reference, detect(jitter(cls), jitter(box))) for _ in range(JITTER_TRIALS)]
+    result["jitter"] = {"matched": all(t["matched"] for t in trials),
+                        "max_box_diff": max(t["max_box_diff"] for t in trials),
+                        "max_score_diff": max(t["max_score_diff"] for t in trials)}
+    return result
+
+
+def verify_classifier_onnx(trained, path: str | Path, images: torch.Tensor) -> dict:
+    with torch.no_grad():
+        logits, probabilities = ClassifierForExport(trained).eval()(images)
+    got_logits, got_probabilities = run_onnx(path, images)
+    return {"max_logit_diff": float(np.abs(got_logits - logits.numpy()).max()),
+            "max_logit": float(logits.abs().max()),
+            "max_probability_diff": float(np.abs(got_probabilities - probabilities.numpy()).max()),
+            "same_top1": bool((got_logits.argmax(1) == logits.numpy().argmax(1)).all())}
