@@ -94,3 +94,18 @@ def test_progress_bar_on_request(tmp_path):
     for progress, kind in ((True, RichProgressBar), (False, EpochLine)):
         trainer, _ = build_trainer(_cfg(tmp_path, progress=progress), tmp_path)
         assert any(isinstance(c, kind) for c in trainer.callbacks)
+
+
+class GetsWorse(Toy):
+    """Validation "accuracy" falls every epoch: only the first epoch is the best."""
+
+    def on_validation_epoch_end(self):
+        self.log("val/score", -float(self.current_epoch))
+
+
+def test_last_checkpoint_follows_every_epoch_not_only_the_best(tmp_path):
+    result = fit(GetsWorse(), *_loaders(), _cfg(tmp_path, epochs=3, monitor="val/score", mode="max"))
+    last = torch.load(result.last_path, weights_only=True)
+    best = torch.load(result.best_path, weights_only=True)
+    assert best["epoch"] == 0 and last["epoch"] == 2  # resuming from last.ckpt must not go back to the best epoch
+    assert result.best_score == 0.0

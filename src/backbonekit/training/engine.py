@@ -64,11 +64,14 @@ def build_trainer(cfg: EngineConfig, run_dir: Path, extra_callbacks=()) -> tuple
     progress = sys.stdout.isatty() if cfg.progress is None else cfg.progress
     parts = {
         "checkpoint": ModelCheckpoint(dirpath=run_dir, filename="best", monitor=cfg.monitor, mode=cfg.mode,
-                                      save_last=True, save_top_k=1, enable_version_counter=False,
-                                      auto_insert_metric_name=False),
+                                      save_top_k=1, enable_version_counter=False, auto_insert_metric_name=False),
+        # A callback of its own: ModelCheckpoint's save_last only copies a checkpoint it saves, i.e. the best one,
+        # so last.ckpt would fall back to the best epoch and a resume would lose the epochs after it.
+        "last": ModelCheckpoint(dirpath=run_dir, filename="last", monitor=None, save_top_k=1,
+                                enable_version_counter=False, auto_insert_metric_name=False),
         "stop": GracefulStop(run_dir / "last.ckpt"),
     }
-    callbacks = [parts["checkpoint"], parts["stop"], ResultsCSV(run_dir / "results.csv"), RNGState(),
+    callbacks = [parts["checkpoint"], parts["last"], parts["stop"], ResultsCSV(run_dir / "results.csv"), RNGState(),
                  RichProgressBar() if progress else EpochLine(cfg.log_keys + (cfg.monitor,)), *extra_callbacks]
     trainer = pl.Trainer(
         default_root_dir=run_dir, max_epochs=cfg.epochs, precision=cfg.precision, devices=cfg.devices,
