@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import lightning.pytorch as pl
+from lightning.pytorch.callbacks import ModelCheckpoint
 import numpy as np
 import torch
 
@@ -160,3 +161,22 @@ def _in_main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """``last.ckpt`` after every epoch, for resuming. A callback of its own: ModelCheckpoint's ``save_last`` only
+    copies a checkpoint it saves — the best — so last.ckpt would fall back to the best epoch and a resume would lose
+    the epochs after it. Once ``stop`` has saved the state of an interrupted epoch, that file is left as it is."""
+
+    def __init__(self, run_dir: Path, stop: GracefulStop):
+        super().__init__(dirpath=run_dir, filename="last", monitor=None, save_top_k=1, enable_version_counter=False,
+                         auto_insert_metric_name=False)
+        self.stop = stop
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if self.stop.received is None:
+            super().on_train_epoch_end(trainer, pl_module)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if self.stop.received is None:
+            super().on_validation_end(trainer, pl_module)

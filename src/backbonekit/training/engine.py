@@ -17,7 +17,7 @@ import lightning.pytorch as pl
 import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 
-from backbonekit.training.callbacks import EpochLine, GracefulStop, ResultsCSV, RNGState
+from backbonekit.training.callbacks import EpochLine, GracefulStop, LastCheckpoint, ResultsCSV, RNGState
 from backbonekit.training.checkpoint_io import AtomicCheckpointIO
 from backbonekit.training.plots import plot_results
 from backbonekit.training.run_dir import ENV_RUN_DIR, make_run_dir
@@ -65,12 +65,9 @@ def build_trainer(cfg: EngineConfig, run_dir: Path, extra_callbacks=()) -> tuple
     parts = {
         "checkpoint": ModelCheckpoint(dirpath=run_dir, filename="best", monitor=cfg.monitor, mode=cfg.mode,
                                       save_top_k=1, enable_version_counter=False, auto_insert_metric_name=False),
-        # A callback of its own: ModelCheckpoint's save_last only copies a checkpoint it saves, i.e. the best one,
-        # so last.ckpt would fall back to the best epoch and a resume would lose the epochs after it.
-        "last": ModelCheckpoint(dirpath=run_dir, filename="last", monitor=None, save_top_k=1,
-                                enable_version_counter=False, auto_insert_metric_name=False),
         "stop": GracefulStop(run_dir / "last.ckpt"),
     }
+    parts["last"] = LastCheckpoint(run_dir, parts["stop"])
     callbacks = [parts["checkpoint"], parts["last"], parts["stop"], ResultsCSV(run_dir / "results.csv"), RNGState(),
                  RichProgressBar() if progress else EpochLine(cfg.log_keys + (cfg.monitor,)), *extra_callbacks]
     trainer = pl.Trainer(
