@@ -87,6 +87,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup-epochs", type=float, default=1.0)
     p.add_argument("--backbone-lr-mult", type=float, default=1.0, help="fine-tuning: backbone lr = lr × this")
     p.add_argument("--frozen-bn", action="store_true", help="freeze the backbone's BatchNorm (small batches)")
+    p.add_argument("--drop-path-rate", type=float, default=None,
+                   help="stochastic depth of the variant's EfficientNet backbone (default effdet's 0.2)")
     p.add_argument("--clip-grad", type=float, default=10.0, help="gradient-norm clipping (0 turns it off)")
     p.add_argument("--augment", default="basic", choices=("none", "basic"),
                    help="basic: flip, random scale and crop, colour jitter (box-aware, transforms.v2)")

@@ -47,6 +47,7 @@ class DetectConfig:
     epochs: int = 50
     backbone_lr_mult: float = 1.0
     frozen_bn: bool = False
+    drop_path_rate: float | None = None        # stochastic depth of the default backbone (None: effdet's 0.2)
     bn_momentum: float | None = 0.1            # None keeps effdet's 0.01, tuned for 300k-step schedules
     focal_alpha: float = 0.25
     focal_gamma: float = 1.5
@@ -148,6 +149,8 @@ def build_detector(cfg: DetectConfig, pretrained: bool = False) -> torch.nn.Modu
     kwargs = dict(num_classes=cfg.num_classes, image_size=tuple(cfg.image_size), frozen_bn=cfg.frozen_bn)
     if cfg.backbone:
         kwargs["backbone"] = cfg.backbone
+    if cfg.drop_path_rate is not None:
+        kwargs["backbone_drop_path"] = cfg.drop_path_rate
     if pretrained and cfg.pretrained_backbone:
         kwargs["pretrained_backbone"] = cfg.pretrained_backbone
     return create_model(cfg.model, pretrained=cfg.pretrained if pretrained else None, **kwargs)

@@ -56,7 +56,7 @@ def _train(args: argparse.Namespace) -> FitResult:
                   image_size=list(image_size), mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD),
                   optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, scheduler=args.scheduler,
                   warmup_epochs=args.warmup_epochs, epochs=args.epochs, backbone_lr_mult=args.backbone_lr_mult,
-                  frozen_bn=args.frozen_bn)
+                  frozen_bn=args.frozen_bn, drop_path_rate=args.drop_path_rate)
     recipe = {"task": {**config, "pretrained": None, "pretrained_backbone": None}, "precision": args.precision}
     batch_size = resolve_batch_size(args.batch_size, AUTOBATCH_STEP, recipe, max_batch=len(data.train),
                                     max_memory=args.max_memory, memory_fraction=args.memory_fraction)
