@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields, replace
 
 import torch
 import torch.nn as nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from backbonekit.detection import efficientdet_weights  # noqa: F401  (registers effdet's weight layout)
 from backbonekit.detection.anchors import AnchorConfig, Anchors, flatten_level_outputs
@@ -84,14 +85,29 @@ class HeadNet(nn.Module):
                                    for _ in range(num_levels))
         self.act = nn.SiLU(inplace=True)
         self.predict = SeparableConv2d(channels, num_anchors * num_outputs, bias=True)
+        self.fused_pw = None  # per level and repeat: the shared pointwise conv with that level's BN folded in
 
     def forward(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
         outputs = []
-        for x, norms in zip(features, self.norms):
-            for conv, norm in zip(self.convs, norms):
-                x = self.act(norm(conv(x)))
+        for level, x in enumerate(features):
+            for i, conv in enumerate(self.convs):
+                if self.fused_pw is None:
+                    x = self.norms[level][i](conv(x))
+                else:
+                    x = self.fused_pw[level][i](conv.dw(x))
+                x = self.act(x)
             outputs.append(self.predict(x))
         return outputs
+
+    def fuse_batchnorm(self) -> None:
+        """Fold each level's BNs into a copy of the shared pointwise conv for that level (inference only: the
+        levels stop sharing weights). Called by ``backbonekit.nn.fuse.fuse_batchnorm``."""
+        if self.fused_pw is not None or not all(type(n) is nn.BatchNorm2d for norms in self.norms for n in norms):
+            return
+        self.fused_pw = nn.ModuleList(nn.ModuleList(fuse_conv_bn_eval(conv.pw, norm)
+                                                    for conv, norm in zip(self.convs, norms))
+                                      for norms in self.norms)
+        self.norms = None
 
 
 class EfficientDet(nn.Module):

@@ -2,7 +2,8 @@
 
 In eval mode BatchNorm is a per-channel affine map, so it can be absorbed into the conv's weight and bias: one
 pass over memory fewer per layer, the same outputs up to float rounding. Training afterwards would be wrong, so the
-fused model is put in eval mode and marked.
+fused model is put in eval mode and marked. Modules whose BatchNorms follow a conv in another way (EfficientDet's
+separable convs, heads that share convs across levels) fold their own through a ``fuse_batchnorm()`` method.
 """
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ def fuse_batchnorm(model: nn.Module) -> nn.Module:
     """Fold every conv → BatchNorm2d pair of ``model`` in place; returns the model (in eval mode)."""
     model.eval()
     for module in list(model.modules()):
+        own_rule = getattr(module, "fuse_batchnorm", None)
+        if callable(own_rule):
+            own_rule()
         if isinstance(module, nn.Sequential):
             _fuse_sequential(module)
         _fuse_named_pairs(module)

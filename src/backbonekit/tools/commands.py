@@ -21,13 +21,18 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--json", action="store_true", help="print the totals as JSON")
     p.set_defaults(func=cmd_summary)
 
-    p = top.add_parser("bench", help="images/s of our model against torchvision's or timm's, in one process")
+    p = top.add_parser("bench", help="images/s of our model against torchvision's, timm's or effdet's, in one process",
+                       description="Classifiers: inference or train step against torchvision or timm. Detectors "
+                                   "(efficientdet_dX): predict (network, decoding, NMS) against effdet's "
+                                   "tf_efficientdet_dX, e.g. 'backbonekit bench efficientdet_d0 --vs effdet'.")
     p.add_argument("model")
-    p.add_argument("--vs", default="torchvision", help="torchvision or timm")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--vs", default=None, help="torchvision or timm (classifiers; default torchvision), effdet "
+                                              "(detectors; the default for them)")
+    p.add_argument("--batch-size", type=int, default=None, help="default 8 (classifiers), 1 (detectors)")
+    p.add_argument("--image-size", type=int, default=None,
+                   help="default 224 (classifiers), the detector's resolution (efficientdet_d0: 512)")
     p.add_argument("--train", action="store_true", help="time a full train step instead of inference")
-    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--channels-last", action="store_true", help="both models and the input in channels-last")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     p.add_argument("--fuse", action="store_true", help="fold BatchNorm into convs (ours only: a feature we offer)")
     p.add_argument("--threads", type=int, default=None)
