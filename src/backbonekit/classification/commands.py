@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from backbonekit.training.run_args import add_run_arguments
+
 # Measured on the 2-core CPU (seed 0): 99.17% best val top-1 at epoch 4 (98.61% at epoch 3), 21 s in all; 6 epochs of
 # batch 64 cost half as much again for the same accuracy.
 DEMO_ARGS = ["--data", "digits", "--model", "resnet18", "--image-size", "32", "--epochs", "4", "--batch-size", "32",
@@ -62,19 +64,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--drop-rate", type=float, default=None)
     p.add_argument("--drop-path-rate", type=float, default=None)
     p.add_argument("--val-ratio", type=float, default=0.2, help="held-out share when the data has no val split")
-    p.add_argument("--precision", default="32", choices=("32", "bf16-mixed", "16-mixed"))
-    p.add_argument("--devices", default="1", help="number of devices (or 'auto')")
-    p.add_argument("--accelerator", default="auto", help="cpu, gpu, auto")
-    p.add_argument("--strategy", default="auto", help="auto, ddp, ddp_spawn, …")
-    p.add_argument("--num-nodes", type=int, default=1)
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     p.add_argument("--skip-bad-images", action="store_true", help="leave out unreadable images (counted)")
-    p.add_argument("--deterministic", action="store_true")
-    p.add_argument("--out", default="runs")
-    p.add_argument("--name")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", help="last.ckpt of a run to continue")
-    p.add_argument("--progress", choices=("auto", "bar", "lines"), default="auto")
+    add_run_arguments(p)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

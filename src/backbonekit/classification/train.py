@@ -15,6 +15,7 @@ from backbonekit.classification.transforms import mixing_collate
 from backbonekit.models.registry import model_entrypoint
 from backbonekit.training.autobatch import batch_size_scope, resolve_batch_size
 from backbonekit.training.engine import EngineConfig, FitResult, fit
+from backbonekit.training.run_args import engine_options
 
 AUTOBATCH_STEP = "backbonekit.classification.autobatch_step:make_step"
 
@@ -55,14 +56,8 @@ def _train(args: argparse.Namespace) -> FitResult:
                               and len(data.train) > batch_size, collate_fn=collate, **loader_args)
     val_loader = DataLoader(data.val, batch_size=batch_size, shuffle=False, **loader_args)
 
-    devices = int(args.devices) if str(args.devices).isdigit() else args.devices
-    progress = {"auto": None, "bar": True, "lines": False}[args.progress]
-    engine = EngineConfig(task="classify", epochs=args.epochs, out=args.out, name=args.name, resume=args.resume,
-                          precision=args.precision, devices=devices, accelerator=args.accelerator,
-                          strategy=args.strategy, num_nodes=args.num_nodes, deterministic=args.deterministic,
-                          monitor="val/top1", mode="max",
-                          log_keys=("train/loss", "val/loss", "val/top1", "val/top5"),
-                          progress=progress)
+    engine = EngineConfig(task="classify", epochs=args.epochs, monitor="val/top1", mode="max",
+                          log_keys=("train/loss", "val/loss", "val/top1", "val/top5"), **engine_options(args))
     hparams = {"task": {k: v for k, v in config.items() if k != "class_names"}, "class_names": data.class_names,
                "data": {"source": data.source, "path": args.data, "train": len(data.train), "val": len(data.val),
                         "batch_size": batch_size, "augment": args.augment, "cutmix": args.cutmix,

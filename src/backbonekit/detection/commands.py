@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from backbonekit.training.run_args import add_run_arguments
+
 DEFAULT_CLASSES = ("Car", "Pedestrian", "Cyclist")  # = kitti.DEFAULT_CLASSES; kept here so --help needs no torch
 
 
@@ -95,18 +97,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale-min", type=float, default=0.5, help="random scale range of the augmentation")
     p.add_argument("--scale-max", type=float, default=1.5)
     p.add_argument("--val-ratio", type=float, default=0.2, help="held-out share when there is no separate val data")
-    p.add_argument("--precision", default="32", choices=("32", "bf16-mixed", "16-mixed"))
-    p.add_argument("--devices", default="1", help="number of devices (or 'auto')")
-    p.add_argument("--accelerator", default="auto", help="cpu, gpu, auto")
-    p.add_argument("--strategy", default="auto", help="auto, ddp, …")
-    p.add_argument("--num-nodes", type=int, default=1)
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    p.add_argument("--deterministic", action="store_true")
-    p.add_argument("--out", default="runs")
-    p.add_argument("--name")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", help="last.ckpt of a run to continue")
-    p.add_argument("--progress", choices=("auto", "bar", "lines"), default="auto")
+    add_run_arguments(p)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

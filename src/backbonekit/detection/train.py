@@ -19,6 +19,7 @@ from backbonekit.errors import ConfigError
 from backbonekit.models.registry import model_entrypoint
 from backbonekit.training.autobatch import batch_size_scope, resolve_batch_size
 from backbonekit.training.engine import EngineConfig, FitResult, fit
+from backbonekit.training.run_args import engine_options
 
 AUTOBATCH_STEP = "backbonekit.detection.autobatch_step:make_step"
 
@@ -68,14 +69,9 @@ def _train(args: argparse.Namespace) -> FitResult:
     train_loader = DataLoader(data.train, batch_size=batch_size, shuffle=True,
                               drop_last=len(data.train) % batch_size == 1, **loader_args)
     val_loader = DataLoader(data.val, batch_size=batch_size, shuffle=False, **loader_args)
-    devices = int(args.devices) if str(args.devices).isdigit() else args.devices
-    engine = EngineConfig(task="detect", epochs=args.epochs, out=args.out, name=args.name, resume=args.resume,
-                          precision=args.precision, devices=devices, accelerator=args.accelerator,
-                          strategy=args.strategy, num_nodes=args.num_nodes, deterministic=args.deterministic,
-                          monitor="val/map", mode="max",
+    engine = EngineConfig(task="detect", epochs=args.epochs, monitor="val/map", mode="max",
                           log_keys=("train/loss", "val/loss", "val/map", "val/map_50"),
-                          progress={"auto": None, "bar": True, "lines": False}[args.progress],
-                          gradient_clip_val=args.clip_grad)
+                          gradient_clip_val=args.clip_grad, **engine_options(args))
     hparams = {"task": {k: v for k, v in config.items() if k != "class_names"}, "class_names": data.class_names,
                "data": {"source": data.source, "format": data.format, "train": len(data.train),
                         "val": len(data.val), "batch_size": batch_size, "val_ratio": args.val_ratio,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from backbonekit.sequence.vocab import SUBSETS
+from backbonekit.training.run_args import add_run_arguments
 
 
 def synth_parsers(verbs: dict):
@@ -31,17 +32,7 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--lr-steps", type=float, nargs="*", default=None, metavar="EPOCH",
                    help="epochs where the lr is multiplied by 0.1 (default: the official 70 and 120 of 170, scaled)")
     p.add_argument("--skip-missing", action="store_true", help="leave out rows whose image is missing (counted)")
-    p.add_argument("--precision", default="32", choices=("32", "bf16-mixed", "16-mixed"))
-    p.add_argument("--devices", default="1")
-    p.add_argument("--accelerator", default="auto")
-    p.add_argument("--strategy", default="auto")
-    p.add_argument("--workers", type=int, default=0)
-    p.add_argument("--deterministic", action="store_true")
-    p.add_argument("--out", default="runs")
-    p.add_argument("--name")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", help="last.ckpt of a run to continue")
-    p.add_argument("--progress", choices=("auto", "bar", "lines"), default="auto")
+    add_run_arguments(p)
     p.set_defaults(func=cmd_train)
 
     p = verbs["predict"].add_parser("sequence", help="the manipulation sequence of each image")

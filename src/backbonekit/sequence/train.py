@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 from backbonekit.sequence.data import SeqDeepFakeDataset
 from backbonekit.sequence.task import BestAdaptive, SequenceTask
 from backbonekit.training.engine import EngineConfig, FitResult, fit
+from backbonekit.training.run_args import engine_options
 
 
 def train_sequence(args: argparse.Namespace) -> FitResult:
@@ -29,13 +30,10 @@ def train_sequence(args: argparse.Namespace) -> FitResult:
     loader_args = dict(num_workers=args.workers, persistent_workers=args.workers > 0)
     train_loader = DataLoader(splits["train"], batch_size=args.batch_size, shuffle=True, **loader_args)
     val_loader = DataLoader(splits["val"], batch_size=args.batch_size, shuffle=False, **loader_args)
-    devices = int(args.devices) if str(args.devices).isdigit() else args.devices
-    engine = EngineConfig(task="sequence", epochs=args.epochs, out=args.out, name=args.name, resume=args.resume,
-                          precision=args.precision, devices=devices, accelerator=args.accelerator,
-                          strategy=args.strategy, deterministic=args.deterministic, monitor="val/fixed_acc",
-                          mode="max", log_keys=("train/loss", "val/loss", "val/adaptive_acc"),
-                          progress={"auto": None, "bar": True, "lines": False}[args.progress],
-                          gradient_clip_val=0.1)  # the official recipe clips the gradient norm at 0.1
+    engine = EngineConfig(task="sequence", epochs=args.epochs, monitor="val/fixed_acc", mode="max",
+                          log_keys=("train/loss", "val/loss", "val/adaptive_acc"),
+                          gradient_clip_val=0.1,  # the official recipe clips the gradient norm at 0.1
+                          **engine_options(args))
     hparams = {"task": config, "data": {"root": str(args.data), "train": len(splits["train"]),
                                         "val": len(splits["val"]), "batch_size": args.batch_size}}
     result = fit(task, train_loader, val_loader, engine, hparams=hparams, extra_callbacks=[BestAdaptive()])

@@ -1,0 +1,29 @@
+"""The command-line options every ``train TASK`` command shares (devices, precision, run folder, resume, progress),
+and the engine settings they make."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--precision", default="32", choices=("32", "bf16-mixed", "16-mixed"))
+    p.add_argument("--devices", default="1", help="number of devices (or 'auto')")
+    p.add_argument("--accelerator", default="auto", help="cpu, gpu, auto")
+    p.add_argument("--strategy", default="auto", help="auto, ddp, ddp_spawn, …")
+    p.add_argument("--num-nodes", type=int, default=1)
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument("--deterministic", action="store_true")
+    p.add_argument("--out", default="runs")
+    p.add_argument("--name")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", help="last.ckpt of a run to continue")
+    p.add_argument("--progress", choices=("auto", "bar", "lines"), default="auto",
+                   help="auto: a progress bar on a terminal, one line per epoch otherwise")
+
+
+def engine_options(args: argparse.Namespace) -> dict:
+    """``EngineConfig`` keywords from the options ``add_run_arguments`` added."""
+    devices = int(args.devices) if str(args.devices).isdigit() else args.devices
+    return dict(out=args.out, name=args.name, resume=args.resume, precision=args.precision, devices=devices,
+                accelerator=args.accelerator, strategy=args.strategy, num_nodes=args.num_nodes,
+                deterministic=args.deterministic, progress={"auto": None, "bar": True, "lines": False}[args.progress])
