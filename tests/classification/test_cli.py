@@ -7,15 +7,7 @@ import torch
 from backbonekit.cli import main
 from data_writers import write_image_folder
 
-@pytest.fixture(autouse=True)
-def _one_thread(monkeypatch):
-    # Tiny models on a few 32-pixel images: a second thread gains nothing, and on a busy 2-core machine OpenMP
-    # threads spin waiting for each other.
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 FAST = ["--model", "resnet18", "--image-size", "32", "--batch-size", "8", "--epochs", "2", "--optimizer", "adamw",

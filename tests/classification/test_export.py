@@ -21,13 +21,7 @@ CLASSES = ["cat", "dog", "fox"]
 SIZE = 32
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # A second thread on a busy 2-core machine mostly spins (see tests/classification/test_cli.py).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -14,14 +14,7 @@ from parity_helpers import TOL, calibrate_bn
 effdet = pytest.importorskip("effdet")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Hundreds of small ops per forward: with 2 threads on the shared 2-core machine each op waits for a busy core
-    # (measured 105 s for this file vs 13 s with one thread under load).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def count(module):

@@ -28,14 +28,7 @@ from backbonekit.detection.task import DetectionTask  # noqa: E402
 from backbonekit.errors import BackbonekitError  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # On a busy 2-core machine a second thread (torch's or onnxruntime's, which follows torch's count here) mostly
-    # spins waiting for the first: single-threaded, this file runs several times faster.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 IMAGE_SIZE = (64, 96)  # not square: height and width must not be swapped anywhere (anchors, clipping)

@@ -87,7 +87,8 @@ class DetectionTask(pl.LightningModule):
 
     def detect(self, images: torch.Tensor, score_threshold: float | None = None) -> list[dict]:
         """Per image ``boxes`` (xyxy pixels of the input), ``scores`` and 0-based ``labels``."""
-        cls, box = self(images)
+        # The per-level maps as the heads return them: postprocess reads them in place, without the (N, C) copies.
+        cls, box = self.model(self.normalize(images))
         threshold = self.cfg.score_threshold if score_threshold is None else score_threshold
         return postprocess(cls, box, self.anchors.boxes, tuple(images.shape[-2:]), score_threshold=threshold,
                            max_detections=self.cfg.max_detections)
