@@ -14,8 +14,8 @@ from backbonekit.errors import BackbonekitError
 
 VERBS = ("train", "eval", "predict", "data")
 
-# Modules that add sub-commands under the verbs: each has ``add_commands(verbs: dict[str, _SubParsersAction])``.
-# A module that is not there yet is skipped, so tasks can land one at a time.
+# Modules that add sub-commands under the verbs: each has ``add_commands(verbs: dict[str, _SubParsersAction])`` and
+# imports nothing heavy at module level, so parsing (and ``--help``) needs no torch.
 COMMAND_MODULES = (
     "backbonekit.tools.commands",
     "backbonekit.tools.export_command",
@@ -33,26 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
         p = top.add_parser(verb, help=f"{verb} (per task)")
         verbs[verb] = p.add_subparsers(dest="task", required=True, metavar="TASK")
     verbs["_top"] = top
-    demo = top.add_parser("demo", help="the main job on built-in data (see README)")
-    demo.set_defaults(func=run_demo)
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name and name.startswith(e.name):
-                continue
-            raise
-        module.add_commands(verbs)
+        importlib.import_module(name).add_commands(verbs)
     return parser
-
-
-def run_demo(args: argparse.Namespace) -> int:
-    """Train a classifier on the built-in digits; before the trainer existed this was a parity check."""
-    try:
-        from backbonekit.classification.commands import run_demo as demo
-    except ImportError:
-        from backbonekit.tools.commands import run_parity_demo as demo
-    return demo()
 
 
 def main(argv: list[str] | None = None) -> int:

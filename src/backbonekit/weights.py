@@ -3,7 +3,7 @@
 ``load_weights`` reads a state dict in any supported layout (ours, torchvision, timm, lukemelas
 ``efficientnet_pytorch``), renames it to ours and loads it strictly, so a mismatch is an error that names the keys
 rather than a silently half-initialised model. ``save_weights`` writes safetensors with enough metadata for
-``load_model`` to rebuild the model.
+``backbonekit.load_model`` to rebuild the model. A leaf: it knows no architecture; each registers its layouts here.
 """
 from __future__ import annotations
 
@@ -93,102 +93,24 @@ def _first_line(e: Exception) -> str:
     return str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
 
 
-# ------------------------------------------------------------------------------------------ layouts → ours
+# ------------------------------------------------------------------------------------------------ layouts
 
-def _conv_bn(part: str) -> str:
-    return {"0": "conv", "1": "bn"}[part]
-
-
-def _from_torchvision_efficientnet(sd: StateDict, model: nn.Module) -> StateDict:
-    last = max(int(k.split(".")[1]) for k in sd if k.startswith("features."))
-    out = {}
-    for key, value in sd.items():
-        parts = key.split(".")
-        if parts[0] == "classifier":  # classifier.1 = Linear after Dropout
-            out[".".join(["classifier"] + parts[2:])] = value
-            continue
-        stage = int(parts[1])
-        if stage in (0, last):  # features.0 stem, features.8 head: Conv2dNormActivation(conv, bn, act)
-            out[".".join(["stem" if stage == 0 else "head", _conv_bn(parts[2])] + parts[3:])] = value
-            continue
-        s, j, k = stage - 1, parts[2], int(parts[4])
-        expanded = f"features.{stage}.{j}.block.3.0.weight" in sd
-        role = (["expand", "dwconv", "se", "project"] if expanded else ["dwconv", "se", "project"])[k]
-        rest = parts[5:]
-        if role == "se":
-            rest = [{"fc1": "reduce", "fc2": "expand"}[rest[0]]] + rest[1:]
-        else:
-            rest = [_conv_bn(rest[0])] + rest[1:]
-        out[".".join(["stages", str(s), j, role] + rest)] = value
-    return out
+# signature key → (layout name, converter to our names). Each architecture registers the layouts of the libraries
+# whose weights it takes, beside its own code (``models/efficientnet.py``, ``models/efficientdet.py``); ResNet
+# weights of torchvision and timm already use our names.
+LAYOUTS: dict[str, tuple[str, Callable[[StateDict, nn.Module], StateDict]]] = {}
 
 
-_TIMM_TOP = {"conv_stem": "stem.conv", "bn1": "stem.bn", "conv_head": "head.conv", "bn2": "head.bn",
-             "classifier": "classifier"}
-_TIMM_EXPANDED = {"conv_pw": "expand.conv", "bn1": "expand.bn", "conv_dw": "dwconv.conv", "bn2": "dwconv.bn",
-                  "se.conv_reduce": "se.reduce", "se.conv_expand": "se.expand", "conv_pwl": "project.conv",
-                  "bn3": "project.bn"}
-_TIMM_DEPTHWISE = {"conv_dw": "dwconv.conv", "bn1": "dwconv.bn", "se.conv_reduce": "se.reduce",
-                   "se.conv_expand": "se.expand", "conv_pw": "project.conv", "bn2": "project.bn"}
-
-
-def _from_timm_efficientnet(sd: StateDict, model: nn.Module) -> StateDict:
-    out = {}
-    block_re = re.compile(r"blocks\.(\d+)\.(\d+)\.(.+)\.(\w+)$")
-    for key, value in sd.items():
-        m = block_re.match(key)
-        if m:
-            s, j, part, param = m.groups()
-            # timm's first-stage blocks have no expansion and name their convs differently (DepthwiseSeparable).
-            table = _TIMM_EXPANDED if f"blocks.{s}.{j}.conv_pwl.weight" in sd else _TIMM_DEPTHWISE
-            out[f"stages.{s}.{j}.{table.get(part, part)}.{param}"] = value
-        else:
-            head, _, param = key.rpartition(".")
-            out[f"{_TIMM_TOP.get(head, head)}.{param}"] = value
-    return out
-
-
-_LUKEMELAS_TOP = {"_conv_stem": "stem.conv", "_bn0": "stem.bn", "_conv_head": "head.conv", "_bn1": "head.bn",
-                  "_fc": "classifier"}
-_LUKEMELAS_BLOCK = {"_expand_conv": "expand.conv", "_bn0": "expand.bn", "_depthwise_conv": "dwconv.conv",
-                    "_bn1": "dwconv.bn", "_se_reduce": "se.reduce", "_se_expand": "se.expand",
-                    "_project_conv": "project.conv", "_bn2": "project.bn"}
-
-
-def _from_lukemelas_efficientnet(sd: StateDict, model: nn.Module) -> StateDict:
-    stages = getattr(model, "stages", None)
-    if stages is None:
-        raise WeightsError(f"these are EfficientNet weights (efficientnet_pytorch layout); "
-                           f"{getattr(model, 'model_name', type(model).__name__)} is not an EfficientNet")
-    # lukemelas numbers blocks globally; ours are numbered within stages.
-    where = [f"{s}.{j}" for s, stage in enumerate(stages) if isinstance(stage, nn.Sequential)
-             for j in range(len(stage))]
-    out = {}
-    for key, value in sd.items():
-        parts = key.split(".")
-        if parts[0] == "_blocks":
-            g = int(parts[1])
-            if g >= len(where):
-                raise WeightsError(f"weights have block {g}, the model only {len(where)}: another EfficientNet size?")
-            out[f"stages.{where[g]}.{_LUKEMELAS_BLOCK.get(parts[2], parts[2])}.{'.'.join(parts[3:])}"] = value
-        else:
-            out[f"{_LUKEMELAS_TOP.get(parts[0], parts[0])}.{'.'.join(parts[1:])}"] = value
-    return out
-
-
-# signature key → (layout name, converter). ResNet weights of torchvision and timm already use our names.
-LAYOUTS: dict[str, tuple[str, Callable[[StateDict, nn.Module], StateDict]]] = {
-    "features.0.0.weight": ("torchvision EfficientNet", _from_torchvision_efficientnet),
-    "conv_stem.weight": ("timm EfficientNet", _from_timm_efficientnet),
-    "_conv_stem.weight": ("efficientnet_pytorch (lukemelas)", _from_lukemelas_efficientnet),
-}
+def register_layout(signature: str, name: str, convert: Callable[[StateDict, nn.Module], StateDict]) -> None:
+    """State dicts holding the key ``signature`` are of layout ``name`` and renamed to ours by ``convert``."""
+    LAYOUTS.setdefault(signature, (name, convert))
 
 
 def detect_layout(sd: StateDict) -> str:
     for signature, (name, _) in LAYOUTS.items():
         if signature in sd:
             return name
-    return "backbonekit / torchvision / timm ResNet"
+    return "backbonekit (or a library using our names, e.g. torchvision/timm ResNet)"
 
 
 def convert_state_dict(sd: StateDict, model: nn.Module) -> StateDict:
@@ -308,20 +230,3 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
             return dict(f.metadata() or {})
     except (SafetensorError, OSError) as e:
         raise WeightsError(f"{path}: not a readable safetensors file ({e})") from None
-
-
-def load_model(path: str | os.PathLike, **overrides) -> nn.Module:
-    """Rebuild a model saved by ``save_weights`` (architecture and options from its metadata) and load it."""
-    from backbonekit.models.registry import create_model
-
-    meta = read_metadata(path)
-    if meta.get("format") != "backbonekit" or "architecture" not in meta:
-        raise WeightsError(f"{path}: no backbonekit metadata; use create_model(name, pretrained=…) instead")
-    kwargs = json.loads(meta.get("model_kwargs", "{}"))
-    if meta.get("num_classes", "").lstrip("-").isdigit():
-        kwargs["num_classes"] = int(meta["num_classes"])
-    kwargs.update(overrides)
-    model = create_model(meta["architecture"], **kwargs)
-    load_weights(model, path)
-    model.metadata = meta
-    return model

@@ -32,7 +32,8 @@ def test_train_eval_predict_image_folder(image_folder, tmp_path, capsys):
 
     meta = read_metadata(run / "best.safetensors")
     assert meta["architecture"] == "resnet18" and meta["num_classes"] == "3" and meta["image_size"] == "32"
-    assert json.loads(meta["class_names"]) == ["cat", "dog", "fox"] and len(json.loads(meta["mean"])) == 3
+    assert json.loads(meta["class_names"]) == ["cat", "dog", "fox"] and meta["task"] == "classify"
+    assert json.loads(meta["mean"]) == [0.485, 0.456, 0.406]  # the model's own statistics
     create_model("resnet18", num_classes=3, pretrained=str(run / "best.safetensors"))  # loads as a start point
     ckpt = torch.load(run / "best.ckpt", weights_only=True)  # plain data: loads without unpickling code
     assert ckpt["hyper_parameters"]["class_names"] == ["cat", "dog", "fox"]
@@ -60,7 +61,7 @@ def test_train_cifar10_format_with_mixing(cifar_dir, tmp_path):
 
 
 def test_freeze_backbone_trains_only_the_classifier(image_folder, tmp_path):
-    from backbonekit.classification.checkpoint import load_classifier
+    from backbonekit.classification.task import load as load_classifier
     from backbonekit.models.registry import create_model
 
     start = create_model("resnet18", num_classes=3)
@@ -124,3 +125,19 @@ def test_bad_checkpoint_file(tmp_path, capsys):
     bad.write_bytes(b"\x00" * 10)
     assert main(["predict", "classify", "--checkpoint", str(bad), str(tmp_path)]) == 2
     assert "x.ckpt: cannot read checkpoint" in _error_line(capsys)
+
+
+def test_a_last_training_batch_of_one_is_dropped(tmp_path):
+    """Regression: 11 training images at batch 2 left a last batch of one; ResNet-18 at 32² ends in a 1×1 map, where
+    BatchNorm cannot train on one sample ("Expected more than 1 value per channel"). The shared last-batch rule
+    (training/loaders.py) drops it, with or without CutMix/MixUp."""
+    from backbonekit.training.loaders import drop_last_batch
+
+    root = write_image_folder(tmp_path / "odd", classes=("a", "b"), per_class=7)  # 14 images, 11 train / 3 val
+    out = tmp_path / "runs"
+    assert main(["train", "classify", "--data", str(root), *FAST, "--batch-size", "2", "--epochs", "1",
+                 "--val-ratio", "0.2", "--out", str(out)]) == 0
+    hparams = (out / "classify" / "exp" / "hparams.yaml").read_text()
+    assert "train: 11" in hparams
+    assert drop_last_batch(1437, 4) and not drop_last_batch(1436, 4) and not drop_last_batch(3, 4)
+    assert drop_last_batch(1438, 4, mixing=True) and not drop_last_batch(4, 4, mixing=True)

@@ -10,12 +10,11 @@ import torch
 pytest.importorskip("onnxscript")
 pytest.importorskip("onnxruntime")
 
-from backbonekit.classification.checkpoint import load_classifier  # noqa: E402
 from backbonekit.classification.data import build_eval_transform  # noqa: E402
+from backbonekit.classification.task import ClassificationTask, load  # noqa: E402
 from backbonekit.cli import main  # noqa: E402
-from backbonekit.detection.export import run_onnx  # noqa: E402
-from backbonekit.models.registry import create_model  # noqa: E402
-from backbonekit.weights import save_weights  # noqa: E402
+from backbonekit.io.onnx_export import run_onnx  # noqa: E402
+from backbonekit.training.task_io import save_task_weights  # noqa: E402
 
 CLASSES = ["cat", "dog", "fox"]
 SIZE = 32
@@ -26,14 +25,12 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    """A ResNet-18 saved as ``train classify`` saves ``best.safetensors`` (its metadata included); the mean and std
-    are not ImageNet's, so a graph that normalised with the wrong ones would show."""
+    """A classifier saved as ``train classify`` saves ``best.safetensors``. EfficientNet-Lite0 normalises with
+    0.5/0.5, not ImageNet's statistics, so a graph that normalised with the wrong ones would show."""
     torch.manual_seed(0)
-    model = create_model("resnet18", num_classes=len(CLASSES)).eval()
-    meta = {"task": "classify", "architecture": "resnet18", "num_classes": str(len(CLASSES)),
-            "class_names": json.dumps(CLASSES), "image_size": str(SIZE), "mean": json.dumps([0.5, 0.4, 0.3]),
-            "std": json.dumps([0.2, 0.25, 0.3])}
-    return save_weights(model, tmp_path_factory.mktemp("run") / "best.safetensors", metadata=meta)
+    task = ClassificationTask(model="efficientnet_lite0", num_classes=len(CLASSES), class_names=CLASSES,
+                              image_size=SIZE).eval()
+    return save_task_weights(task, dict(task.hparams), tmp_path_factory.mktemp("run") / "best.safetensors")
 
 
 def test_export_classifier_matches_predict_pipeline(weights, tmp_path, capsys):
@@ -47,12 +44,13 @@ def test_export_classifier_matches_predict_pipeline(weights, tmp_path, capsys):
                       printed)
     assert check and float(check[2]) < 1e-4, printed
 
-    trained = load_classifier(weights)
+    trained = load(weights)
+    assert trained.normalize.mean.flatten().tolist() == [0.5, 0.5, 0.5]
     images = torch.randint(0, 256, (5, 3, SIZE, SIZE), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
-    transform = build_eval_transform(trained.image_size, trained.mean, trained.std)
+    transform = build_eval_transform(SIZE)
     with torch.no_grad():
-        expected = trained.model(torch.stack([transform(image) for image in images]))
-    logits, probabilities = run_onnx(out, images.float())
+        expected = trained(torch.stack([transform(image) for image in images]))
+    logits, probabilities = run_onnx(out, images.float() / 255)  # float32 input: 0–1
     np.testing.assert_allclose(logits, expected.numpy(), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(probabilities, expected.softmax(-1).numpy(), rtol=0, atol=1e-5)
 
@@ -64,13 +62,13 @@ def test_detector_options_on_a_classifier_are_one_error_line(weights, tmp_path, 
     assert err.count("\n") == 1 and err.startswith("error: ") and "apply to detectors only" in err
 
 
-def test_train_classify_checkpoint_is_recognised(weights, tmp_path):
-    from backbonekit.tools.export_command import load_for_export
+def test_the_recorded_task_is_what_export_loads(weights, tmp_path):
+    from backbonekit.tasks import load_trained
 
-    trained = load_classifier(weights)
-    hp = {"model": "resnet18", "num_classes": len(CLASSES), "class_names": CLASSES, "image_size": SIZE,
-          "mean": list(trained.mean), "std": list(trained.std)}
+    trained = load(weights)
     path = tmp_path / "last.ckpt"
-    torch.save({"hyper_parameters": hp, "state_dict": trained.model.state_dict()}, path)  # Lightning's layout
-    kind, loaded = load_for_export(path)
-    assert kind == "classify" and loaded.class_names == CLASSES and loaded.image_size == SIZE
+    torch.save({"hyper_parameters": dict(trained.hparams), "state_dict": trained.state_dict()}, path)  # Lightning's
+    for source in (weights, path):
+        kind, loaded = load_trained(source)
+        assert kind == "classify" and isinstance(loaded, ClassificationTask)
+        assert loaded.cfg.class_names == CLASSES and loaded.cfg.image_size == SIZE and not loaded.training

@@ -4,9 +4,8 @@ import warnings
 import pytest
 import torch
 
-from backbonekit.detection.anchors import (BACKGROUND, IGNORE, Anchors, build_batch_targets, build_targets,
-                                           decode_boxes, encode_boxes, flatten_level_outputs, generate_anchors,
-                                           match_anchors)
+from backbonekit.detection.matching import BACKGROUND, IGNORE, build_batch_targets, build_targets, match_anchors
+from backbonekit.models.anchors import Anchors, decode_boxes, encode_boxes, flatten_level_outputs, generate_anchors
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # effdet scripts with the deprecated torch.jit

@@ -21,8 +21,9 @@ pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
 from backbonekit.cli import main  # noqa: E402
-from backbonekit.detection.checkpoint import load_detector  # noqa: E402
-from backbonekit.detection.export import DetectorForExport, require, run_onnx, unpad  # noqa: E402
+from backbonekit.detection.task import load as load_detector  # noqa: E402
+from backbonekit.detection.export import DetectorForExport, run_onnx, unpad  # noqa: E402
+from backbonekit.io.onnx_export import require  # noqa: E402
 from backbonekit.detection.synth import synth_image  # noqa: E402
 from backbonekit.detection.task import DetectionTask  # noqa: E402
 from backbonekit.errors import BackbonekitError  # noqa: E402
@@ -208,7 +209,7 @@ def bad_checkpoint(kind: str, folder):
 @pytest.mark.parametrize("kind, message", [
     ("missing", "no such checkpoint"),
     ("text", "cannot read checkpoint"),
-    ("foreign", "not a `train detect` or `train classify` checkpoint"),
+    ("foreign", "not a `backbonekit train` checkpoint"),
 ])
 def test_bad_checkpoint_is_one_error_line(tmp_path, capsys, kind, message):
     status, captured = run_cli(["export", "--checkpoint", str(bad_checkpoint(kind, tmp_path))], capsys)

@@ -4,7 +4,8 @@ import warnings
 import pytest
 import torch
 
-from backbonekit.detection.anchors import Anchors, build_targets, flatten_level_outputs
+from backbonekit.detection.matching import build_targets
+from backbonekit.models.anchors import Anchors, flatten_level_outputs
 from backbonekit.detection.loss import detection_loss
 
 with warnings.catch_warnings():

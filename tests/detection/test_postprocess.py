@@ -1,6 +1,6 @@
 import torch
 
-from backbonekit.detection.anchors import encode_boxes, generate_anchors
+from backbonekit.models.anchors import encode_boxes, generate_anchors
 from backbonekit.detection.postprocess import postprocess
 
 

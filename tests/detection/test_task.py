@@ -47,3 +47,17 @@ def test_config_reaches_the_model():
     default = DetectionTask(num_classes=2, class_names=["a", "b"], image_size=(64, 64), bn_momentum=None)
     assert any(isinstance(m, StochasticDepth) and m.p > 0 for m in default.modules())
     assert 0.01 in {m.momentum for m in default.modules() if isinstance(m, torch.nn.BatchNorm2d)}
+
+
+def test_normalisation_is_the_backbones_own():
+    """Regression: `train detect` normalised with ImageNet statistics whatever the backbone; EfficientNet-Lite0's
+    ImageNet weights expect 0.5/0.5 (inputs in [-1, 1])."""
+    from backbonekit.detection.task import DetectionTask
+
+    lite = DetectionTask(num_classes=2, backbone="tf_efficientnet_lite0", image_size=(64, 64))
+    assert lite.normalize.mean.flatten().tolist() == [0.5, 0.5, 0.5]
+    assert lite.normalize.std.flatten().tolist() == [0.5, 0.5, 0.5]
+    white = torch.full((1, 3, 64, 64), 255, dtype=torch.uint8)
+    assert torch.equal(lite.normalize(white), torch.ones(1, 3, 64, 64))  # 255 → 1.0 → (1 - .5) / .5
+    default = DetectionTask(num_classes=2, image_size=(64, 64))
+    torch.testing.assert_close(default.normalize.mean.flatten(), torch.tensor([0.485, 0.456, 0.406]))

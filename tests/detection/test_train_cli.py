@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from backbonekit.cli import main
-from backbonekit.detection.checkpoint import load_detector
+from backbonekit.detection.task import load as load_detector
 from backbonekit.detection.synth import synthesize_shapes
 
 FAST = ["--image-size", "64", "96", "--epochs", "2", "--batch-size", "4", "--progress", "lines", "--warmup-epochs",
@@ -124,5 +124,5 @@ def test_bad_input_is_one_line(coco_shapes, tmp_path, capsys):
     bogus = tmp_path / "x.ckpt"
     torch.save({"state_dict": {}, "hyper_parameters": {"model": "resnet18"}}, bogus)
     assert main(["eval", "detect", "--checkpoint", str(bogus), "--data", str(coco_shapes)]) == 2
-    assert "not a `train detect` checkpoint" in capsys.readouterr().err
+    assert "not a `backbonekit train` checkpoint" in capsys.readouterr().err
     assert main(["predict", "detect", "--checkpoint", str(bogus), str(tmp_path)]) == 2

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from backbonekit import create_model
-from backbonekit.sequence.captions import decoder_io
-from backbonekit.sequence.seqfakeformer import SeqFakeFormer, seqfakeformer
+from backbonekit.models.captions import decoder_io
+from backbonekit.models.seqfakeformer import SeqFakeFormer, seqfakeformer
 
 
 def _count(m):

@@ -15,10 +15,12 @@ def test_official_schedule_and_scaling():
 
 def test_loss_ignores_pad_and_backbone_has_own_lr():
     task = SequenceTask(backbone="resnet18", image_size=64, lr=1e-3, backbone_lr=1e-4)
-    images, labels = torch.randn(2, 3, 64, 64), torch.tensor([[1, 2, 0, 0, 0], [0, 0, 0, 0, 0]])
+    images = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    labels = torch.tensor([[1, 2, 0, 0, 0], [0, 0, 0, 0, 0]])
     task.eval()  # dropout off for an exact comparison
     loss = task._loss(images, labels)
-    logits = task.model(images, torch.tensor([[0, 1, 2, 7, 7, 7], [0, 7, 7, 7, 7, 7]]))
+    x = (images.float() / 255 - 0.5) / 0.5  # the input contract: uint8 in, the model's 0.5/0.5 statistics
+    logits = task.model(x, torch.tensor([[0, 1, 2, 7, 7, 7], [0, 7, 7, 7, 7, 7]]))
     # targets [1, 2, EOS, PAD, PAD, PAD] and [EOS, PAD, …]: only 4 positions are scored
     picked = torch.log_softmax(logits, -1)[[0, 0, 0, 1], [0, 1, 2, 0], [1, 2, 6, 6]]
     assert loss.item() == pytest.approx(-picked.mean().item(), rel=1e-5)

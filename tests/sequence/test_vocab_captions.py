@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from backbonekit.errors import ConfigError
-from backbonekit.sequence.captions import build_captions, causal_mask, decoder_io, padding_mask, tokens_to_labels
+from backbonekit.models.captions import build_captions, causal_mask, decoder_io, padding_mask, tokens_to_labels
 from backbonekit.sequence.vocab import EOS, PAD, SOS, SUBSETS, VOCAB_SIZE, label_to_name, name_to_label
 
 

@@ -9,7 +9,7 @@ from torchvision.ops import batched_nms
 import backbonekit as bk
 from backbonekit.cli import main
 from backbonekit.detection import postprocess as pp
-from backbonekit.detection.anchors import MAX_LOG_RATIO, decode_boxes, encode_boxes, generate_anchors
+from backbonekit.models.anchors import MAX_LOG_RATIO, decode_boxes, encode_boxes, generate_anchors
 from backbonekit.detection.postprocess import postprocess
 from backbonekit.errors import ConfigError
 from backbonekit.nn.fuse import fuse_batchnorm

@@ -6,8 +6,9 @@ from backbonekit.errors import ConfigError
 from backbonekit.training.autobatch import (TrialResult, auto_batch_size, cpu_trial, cuda_trial, parse_memory,
                                             search_batch_size)
 
-FACTORY = "backbonekit.classification.autobatch_step:make_step"
-RECIPE = {"model": "resnet18", "num_classes": 10, "image_size": 32}
+FACTORY = "backbonekit.training.autobatch_step:make_step"
+RECIPE = {"task_class": "backbonekit.classification.task:ClassificationTask",
+          "config": {"model": "resnet18", "num_classes": 10, "image_size": 32}}
 
 
 def _fake_oom_above(limit):
@@ -87,7 +88,7 @@ def test_cli_batch_size_auto(image_folder, tmp_path, capsys):
     # 11 training images (18 minus a third for validation) cap the search: a few cheap trials, each a real
     # capped process.
     assert main(["train", "classify", "--data", str(image_folder), "--model", "resnet18", "--image-size", "32",
-                 "--epochs", "1", "--batch-size", "auto", "--max-memory", "400MB", "--val-ratio", "0.34",
+                 "--epochs", "1", "--batch-size", "auto", "--max-memory", "1GB", "--val-ratio", "0.34",
                  "--progress", "lines", "--out", str(tmp_path / "runs")]) == 0
     err = capsys.readouterr().err
     assert "auto batch size: 11 (measured peak" in err and "tried 2 4 8 11" in err

@@ -17,6 +17,9 @@ DEMO_ARGS = ["--data", "digits", "--model", "resnet18", "--image-size", "32", "-
 
 
 def add_commands(verbs: dict) -> None:
+    demo = verbs["_top"].add_parser("demo", help="the main job on built-in data: ResNet-18 on the real digits")
+    demo.set_defaults(func=lambda args: run_demo())
+
     p = verbs["train"].add_parser("classify", help="train an image classifier")
     add_train_arguments(p)
     p.set_defaults(func=cmd_train)
@@ -45,9 +48,6 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="resnet18")
     p.add_argument("--pretrained", help="weights file (torchvision, timm, lukemelas or ours) to start from")
     p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", default="64", help="a number, or 'auto' to pick the largest that fits memory")
-    p.add_argument("--max-memory", help="with --batch-size auto on CPU: memory budget, e.g. 4GB")
-    p.add_argument("--memory-fraction", type=float, default=0.6, help="with --batch-size auto on CUDA")
     p.add_argument("--image-size", type=int, default=None, help="default: the model's resolution")
     p.add_argument("--lr", type=float, default=None, help="default: 0.1 for sgd, 1e-3 for adamw")
     p.add_argument("--optimizer", default="sgd", choices=("sgd", "adamw"))
@@ -65,7 +65,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--drop-path-rate", type=float, default=None)
     p.add_argument("--val-ratio", type=float, default=0.2, help="held-out share when the data has no val split")
     p.add_argument("--skip-bad-images", action="store_true", help="leave out unreadable images (counted)")
-    add_run_arguments(p)
+    add_run_arguments(p, batch_size=64)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -96,10 +96,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def run_demo() -> int:
     """The README's main command: ResNet-18 on the built-in digits, then where the results are."""
-    from backbonekit.cli import build_parser
-
+    parser = argparse.ArgumentParser(prog="backbonekit demo")
+    add_train_arguments(parser)
     start = time.time()
-    args = build_parser().parse_args(["train", "classify", *DEMO_ARGS])
+    args = parser.parse_args(DEMO_ARGS)
     out = Path(args.out) / "classify" / args.name
     if out.exists():  # the demo always starts fresh
         import shutil

@@ -21,18 +21,16 @@ from torch.utils.data import Dataset
 
 from backbonekit.classification.transforms import build_transforms
 from backbonekit.errors import ConfigError, DataError
+from backbonekit.io.images import decode_image, images_under, load_image
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 CIFAR10_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR10_FILES = CIFAR10_TRAIN + ("test_batch", "batches.meta")
 VAL_FOLDERS = ("val", "valid", "validation", "test")  # first found is the validation split
-# What a broken file can make PIL raise while decoding (UnidentifiedImageError is an OSError).
-_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError)
 
 
 @dataclass
 class ClassificationData:
-    """Train and validation sets whose items are (float image C×H×W, int label)."""
+    """Train and validation sets whose items are (uint8 image C×H×W, int label)."""
 
     train: Dataset
     val: Dataset
@@ -69,53 +67,6 @@ class ImageFiles(Dataset):
         return self.transform(load_image(path)), label
 
 
-# ----------------------------------------------------------------------------------------------- images
-
-def load_image(path: str | Path) -> Image.Image:
-    """The image at ``path`` as RGB, fully decoded; ``DataError`` naming the path when it cannot be read."""
-    reason, image = _decode(Path(path))
-    if image is None:
-        raise DataError(f"{path}: cannot read image ({reason})")
-    return image
-
-
-def _decode(path: Path) -> tuple[str, Image.Image | None]:
-    # PIL decodes lazily: Image.open reads only the header, so a truncated file would fail later, inside a
-    # DataLoader worker. load() and convert() decode every pixel here, where the error can name the file.
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return "", image.convert("RGB")
-    except FileNotFoundError:
-        return "no such file", None
-    except UnidentifiedImageError:
-        return "not an image in a known format", None
-    except _DECODE_ERRORS as e:
-        return str(e) or type(e).__name__, None
-
-
-def find_images(paths: Sequence[str | Path]) -> list[Path]:
-    """Image files among ``paths``: files as given, folders searched recursively (sorted, hidden files left out)."""
-    found: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found += _images_under(p)
-        elif p.is_file():
-            found.append(p)
-        else:
-            raise DataError(f"{p}: no such file or folder")
-    if not found:
-        raise DataError(f"no images found in {', '.join(map(str, paths))} (extensions: {' '.join(IMAGE_EXTENSIONS)})")
-    return list(dict.fromkeys(found))  # a file named twice is predicted once
-
-
-def _images_under(folder: Path) -> list[Path]:
-    # Dot-files are left out: macOS "._x.jpg" resource forks have an image extension but are not images.
-    return sorted(f for f in folder.rglob("*")
-                  if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file()
-                  and not any(part.startswith(".") for part in f.relative_to(folder).parts))
-
-
 # ----------------------------------------------------------------------------------------------- entry points
 
 def detect_format(data: str) -> str:
@@ -129,16 +80,14 @@ def detect_format(data: str) -> str:
 
 
 def build_classification_data(data: str, *, image_size: int, augment: str = "basic", val_ratio: float = 0.2,
-                              seed: int = 0, skip_bad_images: bool = False,
-                              mean: Sequence[float] = (0.485, 0.456, 0.406),
-                              std: Sequence[float] = (0.229, 0.224, 0.225)) -> ClassificationData:
+                              seed: int = 0, skip_bad_images: bool = False) -> ClassificationData:
     """Read ``data`` (see ``detect_format``) into train and validation sets with their transforms."""
     if not 0 < val_ratio < 1:
         raise ConfigError(f"--val-ratio must be between 0 and 1, got {val_ratio}")
     source = detect_format(data)
     flip = source != "digits"  # a mirrored digit is another symbol, or none
-    train_tf = build_transforms(image_size, train=True, augment=augment, mean=mean, std=std, flip=flip)
-    val_tf = build_eval_transform(image_size, mean, std)
+    train_tf = build_transforms(image_size, train=True, augment=augment, flip=flip)
+    val_tf = build_eval_transform(image_size)
     if source == "digits":
         return _digits(train_tf, val_tf, val_ratio, seed)
     if source == "cifar10":
@@ -146,9 +95,9 @@ def build_classification_data(data: str, *, image_size: int, augment: str = "bas
     return _image_folder(Path(data), train_tf, val_tf, val_ratio, seed, skip_bad_images)
 
 
-def build_eval_transform(image_size: int, mean: Sequence[float], std: Sequence[float]) -> Callable:
-    """The validation / prediction pipeline: resize, centre crop, normalise."""
-    return build_transforms(image_size, train=False, mean=mean, std=std)
+def build_eval_transform(image_size: int) -> Callable:
+    """The validation / prediction pipeline: resize and centre crop, uint8 out."""
+    return build_transforms(image_size, train=False)
 
 
 # ----------------------------------------------------------------------------------------------- digits
@@ -250,7 +199,7 @@ def _image_folder(root: Path, train_tf: Callable, val_tf: Callable, val_ratio: f
 def _class_folders(root: Path) -> list[str]:
     names = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not names:
-        what = "images but no class folders" if _images_under(root) else "no images"
+        what = "images but no class folders" if images_under(root) else "no images"
         raise DataError(f"{root}: {what} (expected {root}/<class>/<image>)")
     return names
 
@@ -265,7 +214,7 @@ def _check_same_classes(train: list[str], val: list[str], train_dir: Path, val_d
 def _scan(root: Path, names: list[str]) -> list[tuple[Path, int]]:
     samples = []
     for label, name in enumerate(names):
-        files = _images_under(root / name)
+        files = images_under(root / name)
         if not files:
             raise DataError(f"{root / name}: class folder has no images")
         samples += [(f, label) for f in files]
@@ -276,7 +225,7 @@ def _drop_bad(samples: list[tuple[Path, int]], skipped: list[tuple[str, str]]) -
     """Decode every image once; keep the readable ones, record the others in ``skipped``."""
     # PIL releases the GIL while decoding, so threads make this pass faster on large folders.
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        reasons = list(pool.map(lambda s: _decode(s[0])[0], samples))
+        reasons = list(pool.map(lambda s: decode_image(s[0])[0], samples))
     skipped += [(str(path), reason) for (path, _), reason in zip(samples, reasons) if reason]
     return [sample for sample, reason in zip(samples, reasons) if not reason]
 

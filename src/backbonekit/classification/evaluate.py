@@ -9,35 +9,35 @@ import torch
 import torchmetrics
 from torch.utils.data import DataLoader
 
-from backbonekit.classification.checkpoint import load_classifier
 from backbonekit.classification.data import build_classification_data
+from backbonekit.classification.task import load
 from backbonekit.errors import ConfigError
 
 
 def evaluate_classifier(args: argparse.Namespace) -> dict:
-    trained = load_classifier(args.checkpoint)
-    data = build_classification_data(args.data, image_size=trained.image_size, augment="none",
-                                     val_ratio=args.val_ratio, seed=args.seed, skip_bad_images=args.skip_bad_images,
-                                     mean=trained.mean, std=trained.std)
-    if data.class_names != trained.class_names:
-        missing = sorted(set(data.class_names) - set(trained.class_names))
-        extra = sorted(set(trained.class_names) - set(data.class_names))
+    trained = load(args.checkpoint)
+    class_names = list(trained.cfg.class_names)
+    data = build_classification_data(args.data, image_size=trained.cfg.image_size, augment="none",
+                                     val_ratio=args.val_ratio, seed=args.seed, skip_bad_images=args.skip_bad_images)
+    if data.class_names != class_names:
+        missing = sorted(set(data.class_names) - set(class_names))
+        extra = sorted(set(class_names) - set(data.class_names))
         raise ConfigError(f"{args.checkpoint} was trained on other classes than {args.data}: "
                           f"data only {missing or '-'}, checkpoint only {extra or '-'}"
                           + ("" if missing or extra else " (same names, different order)"))
-    n = len(trained.class_names)
+    n = len(class_names)
     top1 = torchmetrics.Accuracy("multiclass", num_classes=n)
     top5 = torchmetrics.Accuracy("multiclass", num_classes=n, top_k=min(5, n))
     per_class = torchmetrics.Accuracy("multiclass", num_classes=n, average=None)
     loader = DataLoader(data.val, batch_size=args.batch_size, num_workers=args.workers)
     with torch.inference_mode():
         for x, y in loader:
-            logits = trained.model(x)
+            logits = trained(x)
             for metric in (top1, top5, per_class):
                 metric.update(logits, y)
     result = {"checkpoint": str(args.checkpoint), "data": args.data, "images": len(data.val),
               "top1": top1.compute().item(), "top5": top5.compute().item(),
-              "per_class": dict(zip(trained.class_names, per_class.compute().tolist())),
+              "per_class": dict(zip(class_names, per_class.compute().tolist())),
               "skipped_images": len(data.skipped)}
     # Not beside the checkpoint: that metrics.json is the training run's own record.
     out = Path(args.out) if args.out else Path(args.checkpoint).parent / "eval"
@@ -50,7 +50,7 @@ def evaluate_classifier(args: argparse.Namespace) -> dict:
 def _print(result: dict, path: Path) -> None:
     from rich.table import Table
 
-    from backbonekit.tools.console import make_console
+    from backbonekit.io.console import make_console
 
     table = Table("class", "accuracy", title=f"{result['images']} images: top-1 {result['top1']:.4f}  "
                                              f"top-5 {result['top5']:.4f}")

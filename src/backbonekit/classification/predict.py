@@ -6,20 +6,22 @@ from typing import Iterator
 
 import torch
 
-from backbonekit.classification.checkpoint import load_classifier
-from backbonekit.classification.data import build_eval_transform, find_images, load_image
+from backbonekit.classification.data import build_eval_transform
+from backbonekit.classification.task import load
+from backbonekit.io.images import find_images, load_image
 
 
 def predict_images(checkpoint: str | Path, paths: list[str], top_k: int = 5, batch_size: int = 32) -> Iterator[dict]:
-    trained = load_classifier(checkpoint)
-    transform = build_eval_transform(trained.image_size, trained.mean, trained.std)
+    trained = load(checkpoint)
+    names = list(trained.cfg.class_names)
+    transform = build_eval_transform(trained.cfg.image_size)
     files = find_images(paths)
-    k = max(1, min(top_k, len(trained.class_names)))
+    k = max(1, min(top_k, len(names)))
     for start in range(0, len(files), batch_size):
         chunk = files[start:start + batch_size]
         batch = torch.stack([transform(load_image(f)) for f in chunk])
         with torch.inference_mode():
-            probs = trained.model(batch).softmax(-1)
+            probs = trained(batch).softmax(-1)
         values, indices = probs.topk(k, dim=-1)
         for path, v, i in zip(chunk, values.tolist(), indices.tolist()):
-            yield {"path": str(path), "top": [(trained.class_names[c], round(p, 6)) for p, c in zip(v, i)]}
+            yield {"path": str(path), "top": [(names[c], round(p, 6)) for p, c in zip(v, i)]}

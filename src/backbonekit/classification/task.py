@@ -1,8 +1,13 @@
 """The classification LightningModule: a backbonekit model, cross-entropy (soft targets for CutMix/MixUp),
-top-1/top-5/per-class accuracy and a confusion matrix, parameter groups for transfer learning."""
+top-1/top-5/per-class accuracy and a confusion matrix, parameter groups for transfer learning.
+
+Images enter as uint8 (or 0–1 floats, after mixing) and are normalised inside with the model's own statistics;
+``load(path)`` rebuilds a trained task from ``best.ckpt``/``last.ckpt``/``best.safetensors``.
+"""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
@@ -11,19 +16,22 @@ import torch.nn.functional as F
 import torchmetrics
 
 from backbonekit.models.registry import create_model
+from backbonekit.nn.normalize import ImageNormalize
 from backbonekit.training.optim import build_optimizer, build_schedule, check_choices, param_groups
+from backbonekit.training.task_io import load_task
 
+TASK = "classify"
+AUX_LOSS_WEIGHT = 0.3  # GoogLeNet's auxiliary classifiers, as in the paper
 
 
 @dataclass
 class ClassifyConfig:
+    task: str = TASK
     model: str = "resnet18"
     num_classes: int = 10
     class_names: list[str] = field(default_factory=list)
     pretrained: str | None = None
     image_size: int = 224
-    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
-    std: tuple[float, ...] = (0.229, 0.224, 0.225)
     optimizer: str = "sgd"
     lr: float = 0.1
     momentum: float = 0.9
@@ -49,6 +57,7 @@ class ClassificationTask(pl.LightningModule):
                      if v is not None}
         self.model = create_model(self.cfg.model, num_classes=self.cfg.num_classes, pretrained=self.cfg.pretrained,
                                   **overrides)
+        self.normalize = ImageNormalize.from_cfg(self.model.pretrained_cfg)
         if self.cfg.freeze_backbone:
             for p in self.backbone_parameters():
                 p.requires_grad_(False)
@@ -59,8 +68,27 @@ class ClassificationTask(pl.LightningModule):
         self.val_confusion = torchmetrics.ConfusionMatrix("multiclass", num_classes=n)
 
     # ------------------------------------------------------------------------------------------ model parts
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits for uint8 (or 0–1 float) images; in training, what the model returns (GoogLeNet: with aux logits)."""
+        return self.model(self.normalize(images))
+
+    def example_batch(self, batch_size: int, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch shaped like the training data's (for ``--batch-size auto``)."""
+        size = self.cfg.image_size
+        return (torch.randint(0, 256, (batch_size, 3, size, size), dtype=torch.uint8, device=device),
+                torch.randint(0, self.cfg.num_classes, (batch_size,), device=device))
+
+    def training_loss(self, batch) -> torch.Tensor:
+        x, y = batch
+        out = self(x)
+        aux = ()
+        if isinstance(out, tuple):  # auxiliary classifiers (GoogLeNet in training): extra gradient, weight 0.3
+            out, *aux = out
+        loss = F.cross_entropy(out, y, label_smoothing=self.cfg.label_smoothing)  # y may be soft (N×C)
+        for logits in aux:
+            if logits is not None:
+                loss = loss + AUX_LOSS_WEIGHT * F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
+        return loss
 
     def head_parameters(self) -> list[nn.Parameter]:
         return list(self.model.get_classifier().parameters())
@@ -87,10 +115,9 @@ class ClassificationTask(pl.LightningModule):
 
     # ------------------------------------------------------------------------------------------------ steps
     def training_step(self, batch, batch_idx):
-        x, y = batch
-        loss = F.cross_entropy(self(x), y, label_smoothing=self.cfg.label_smoothing)  # y may be soft (N×C)
+        loss = self.training_loss(batch)
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True,
-                 batch_size=x.shape[0])
+                 batch_size=batch[0].shape[0])
         return loss
 
     def validation_step(self, batch, batch_idx):
@@ -124,5 +151,10 @@ class ClassificationTask(pl.LightningModule):
 
 def _plain_config(cfg: ClassifyConfig) -> dict:
     d = asdict(cfg)
-    d["mean"], d["std"], d["class_names"] = list(cfg.mean), list(cfg.std), list(cfg.class_names)
+    d["class_names"] = list(cfg.class_names)
     return d
+
+
+def load(path: str | Path) -> ClassificationTask:
+    """A trained classifier (eval mode) from a ``train classify`` checkpoint or ``best.safetensors``."""
+    return load_task(path, ClassificationTask, TASK)

@@ -7,17 +7,17 @@ import os
 import sys
 
 import lightning.pytorch as pl
-from torch.utils.data import DataLoader
 
 from backbonekit.classification.data import build_classification_data
-from backbonekit.classification.task import ClassificationTask
+from backbonekit.classification.task import ClassificationTask, load
 from backbonekit.classification.transforms import mixing_collate
-from backbonekit.models.registry import model_entrypoint
+from backbonekit.models.registry import default_cfg
 from backbonekit.training.autobatch import batch_size_scope, resolve_batch_size
+from backbonekit.training.autobatch_step import AUTOBATCH_STEP, autobatch_recipe
 from backbonekit.training.engine import EngineConfig, FitResult, fit
+from backbonekit.training.loaders import make_loaders
 from backbonekit.training.run_args import engine_options
-
-AUTOBATCH_STEP = "backbonekit.classification.autobatch_step:make_step"
+from backbonekit.training.task_io import save_task_weights
 
 
 def train_classifier(args: argparse.Namespace) -> FitResult:
@@ -26,35 +26,28 @@ def train_classifier(args: argparse.Namespace) -> FitResult:
 
 
 def _train(args: argparse.Namespace) -> FitResult:
-    model_entrypoint(args.model)  # an unknown name fails here, before any data is read
+    defaults = default_cfg(args.model)  # an unknown name fails here, before any data is read
     pl.seed_everything(args.seed, workers=True, verbose=False)
-    probe = _model_defaults(args.model)
-    image_size = args.image_size or probe["input_size"][-1]
+    image_size = args.image_size or defaults["input_size"][-1]
     data = build_classification_data(args.data, image_size=image_size, augment=args.augment,
-                                     val_ratio=args.val_ratio, seed=args.seed, skip_bad_images=args.skip_bad_images,
-                                     mean=probe["mean"], std=probe["std"])
+                                     val_ratio=args.val_ratio, seed=args.seed, skip_bad_images=args.skip_bad_images)
     if data.skipped:
         print(f"skipped {len(data.skipped)} unreadable image(s), e.g. {data.skipped[0][0]}: {data.skipped[0][1]}",
               file=sys.stderr)
     lr = args.lr if args.lr is not None else (0.1 if args.optimizer == "sgd" else 1e-3)
     config = dict(model=args.model, num_classes=len(data.class_names), class_names=data.class_names,
-                  pretrained=args.pretrained, image_size=image_size, mean=tuple(probe["mean"]),
-                  std=tuple(probe["std"]), optimizer=args.optimizer, lr=lr, weight_decay=args.weight_decay,
+                  pretrained=args.pretrained, image_size=image_size, optimizer=args.optimizer, lr=lr, weight_decay=args.weight_decay,
                   scheduler=args.scheduler, warmup_epochs=args.warmup_epochs, step_size=args.step_size,
                   epochs=args.epochs, freeze_backbone=args.freeze_backbone, backbone_lr_mult=args.backbone_lr_mult,
                   label_smoothing=args.label_smoothing, drop_rate=args.drop_rate, drop_path_rate=args.drop_path_rate)
-    recipe = {"model": args.model, "num_classes": config["num_classes"], "image_size": image_size,
-              "precision": args.precision}
+    recipe = autobatch_recipe(ClassificationTask, config, args.precision)
     batch_size = resolve_batch_size(args.batch_size, AUTOBATCH_STEP, recipe, max_batch=len(data.train),
                                     max_memory=args.max_memory, memory_fraction=args.memory_fraction)
     task = ClassificationTask(**config)
 
     collate = mixing_collate(len(data.class_names), args.cutmix, args.mixup)
-    loader_args = dict(num_workers=args.workers, persistent_workers=args.workers > 0)
-    # Mixing pairs images within a batch: a last batch of one would have nothing to mix with.
-    train_loader = DataLoader(data.train, batch_size=batch_size, shuffle=True, drop_last=collate is not None
-                              and len(data.train) > batch_size, collate_fn=collate, **loader_args)
-    val_loader = DataLoader(data.val, batch_size=batch_size, shuffle=False, **loader_args)
+    train_loader, val_loader = make_loaders(data.train, data.val, batch_size, workers=args.workers,
+                                            collate_fn=collate, mixing=collate is not None)
 
     engine = EngineConfig(task="classify", epochs=args.epochs, monitor="val/top1", mode="max",
                           log_keys=("train/loss", "val/loss", "val/top1", "val/top5"), **engine_options(args))
@@ -68,22 +61,13 @@ def _train(args: argparse.Namespace) -> FitResult:
     return result
 
 
-def _model_defaults(name: str) -> dict:
-    from backbonekit.models.registry import create_model
-
-    return create_model(name, num_classes=0).pretrained_cfg
-
-
 def _export_best(result: FitResult, config: dict) -> None:
-    from backbonekit.classification.checkpoint import load_classifier
     from backbonekit.training.plots import plot_confusion_matrix
-    from backbonekit.weights import save_weights
 
-    trained = load_classifier(result.best_path)
-    meta = {"task": "classify", "architecture": config["model"], "num_classes": str(config["num_classes"]),
-            "class_names": json.dumps(config["class_names"]), "image_size": str(config["image_size"]),
-            "mean": json.dumps(list(config["mean"])), "std": json.dumps(list(config["std"]))}
-    save_weights(trained.model, result.run_dir / "best.safetensors", metadata=meta)
+    trained = load(result.best_path)
+    save_task_weights(trained, dict(trained.hparams), result.run_dir / "best.safetensors",
+                      extra={"class_names": json.dumps(config["class_names"]),
+                             "image_size": str(config["image_size"])})
     task = result.trainer.lightning_module
     confusion = getattr(task, "last_confusion", None)
     if confusion is not None:

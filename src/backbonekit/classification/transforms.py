@@ -1,7 +1,7 @@
 """Image pipelines (torchvision.transforms.v2) and batch-level CutMix / MixUp."""
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
 from torch.utils.data import default_collate
@@ -14,9 +14,9 @@ SMALL_IMAGE = 64        # at or below this size (CIFAR, digits) train with pad-a
 EVAL_CROP_FRACTION = 0.875  # larger images: resize to size / 0.875, centre-crop size (torchvision's and timm's recipe)
 
 
-def build_transforms(image_size: int, *, train: bool, augment: str = "basic", mean: Sequence[float],
-                     std: Sequence[float], flip: bool = True) -> v2.Compose:
-    """uint8 image (PIL or tensor C×H×W) → normalised float tensor 3×``image_size``×``image_size``.
+def build_transforms(image_size: int, *, train: bool, augment: str = "basic", flip: bool = True) -> v2.Compose:
+    """uint8 image (PIL or tensor C×H×W) → uint8 tensor 3×``image_size``×``image_size``; the task normalises it
+    with the model's own statistics (``backbonekit.nn.normalize``).
 
     Augmentation runs on uint8, which RandAugment expects and which is cheaper. ``basic`` is a random-resized crop
     (60–100% of the area) for large images, and the CIFAR recipe of reflect-padding by 1/8 and a random crop for small
@@ -36,7 +36,6 @@ def build_transforms(image_size: int, *, train: bool, augment: str = "basic", me
             ops.append(v2.RandAugment())
     else:
         ops += _centre_crop(image_size)
-    ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
     return v2.Compose(ops)
 
 
@@ -76,4 +75,5 @@ class MixingCollate:
 
     def __call__(self, batch: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = default_collate(batch)
-        return self.mix(images, labels)
+        # Mixed pixels are not integers: mix in 0–1 floats, which the input contract takes as they are.
+        return self.mix(images.float().div_(255), labels)

@@ -78,9 +78,6 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-size", type=int, nargs="+", metavar="S",
                    help="input H W (or one size for square); default: the variant's (512 for D0). KITTI: 384 1280")
     p.add_argument("--epochs", type=int, default=50)
-    p.add_argument("--batch-size", default="8", help="a number, or 'auto' to pick the largest that fits memory")
-    p.add_argument("--max-memory", help="with --batch-size auto on CPU: memory budget, e.g. 4GB")
-    p.add_argument("--memory-fraction", type=float, default=0.6, help="with --batch-size auto on CUDA")
     p.add_argument("--optimizer", default="adamw", choices=("sgd", "adamw"))
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=1e-4)
@@ -97,7 +94,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale-min", type=float, default=0.5, help="random scale range of the augmentation")
     p.add_argument("--scale-max", type=float, default=1.5)
     p.add_argument("--val-ratio", type=float, default=0.2, help="held-out share when there is no separate val data")
-    add_run_arguments(p)
+    add_run_arguments(p, batch_size=8)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -155,7 +152,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_checkpoint(args: argparse.Namespace) -> int:
-    from backbonekit.detection.checkpoint import load_detector
+    from backbonekit.detection.task import load as load_detector
     from backbonekit.detection.data import build_detection_data
     from backbonekit.detection.evaluate import evaluate_on
 

@@ -1,21 +1,48 @@
-"""Official-style KITTI 2D detection AP (the devkit's ``evaluate_object`` for bounding boxes), in Python.
+"""Official KITTI 2D detection AP (the object devkit's ``cpp/evaluate_object.cpp``, 2D boxes), in Python.
 
-Per class and difficulty (REFERENCE §3):
-- difficulty filters on ground truth, cumulative: Easy = height ≥ 40 px, occlusion 0, truncation ≤ 0.15; Moderate =
-  ≥ 25 px, occlusion ≤ 1, truncation ≤ 0.30; Hard = ≥ 25 px, occlusion ≤ 2, truncation ≤ 0.50;
-- a true positive needs IoU > 0.7 (Car) or > 0.5 (Pedestrian, Cyclist);
-- ignored — neither true nor false positive, nor missed: ground truth of the neighbour class (Van for Car,
-  Person_sitting for Pedestrian), ground truth failing the difficulty filter, detections lower than the difficulty's
-  minimum height, and detections lying in a DontCare region (intersection over the detection's area > the class's
-  IoU threshold);
+It reproduces the devkit's numbers to rounding (checked against a build of the 2019 devkit on label sets made to hit
+every limit below). Per class and difficulty (REFERENCE §3):
+
+- ground truth counts at a difficulty when it is *taller than* the minimum height and within the occlusion and
+  truncation limits, cumulative: Easy = height > 40 px, occlusion 0, truncation ≤ 0.15; Moderate = height > 25
+  px, occlusion ≤ 1, truncation ≤ 0.30; Hard = height > 25 px, occlusion ≤ 2, truncation ≤ 0.50. So a box exactly
+  40 px tall is not Easy, one exactly 25 px tall counts nowhere, and truncation exactly 0.15 is Easy. Ground truth
+  failing its difficulty is ignored: detections may match it, but it is neither found nor missed;
+- a detection is ignored at a difficulty when it is *lower than* the minimum height (a 40 px detection is scored at
+  Easy, a 39.99 px one is not; the devkit truncates the height to whole pixels first, which decides the same way).
+  This holds for detections of every class: a low detection of another class can still take a ground-truth box —
+  not a miss then, but no true positive either, and in the first pass (below) it wins on score, so a Pedestrian
+  box 39 px tall scoring above the Car detections on the same Cars leaves Car Easy with AP 0 (a devkit quirk, kept);
+- an object neither found nor missed (taken by a low detection) still counts among the objects that the recall
+  levels are sampled against, so it lowers the AP as a miss would;
+- a match needs IoU *greater than* 0.7 (Car) or 0.5 (Pedestrian, Cyclist): exactly 0.7 is no match;
+- neighbour classes are ignored ground truth: Van for Car, Person_sitting for Pedestrian (none for Cyclist). Other
+  types (Truck, Tram, Misc, Van for Pedestrian, …) play no part: a detection on a Truck is a false positive;
+- a detection that matches nothing is not a false positive when it lies in a DontCare region: intersection over the
+  detection's own area greater than the class's IoU threshold (exactly 0.7 for a Car is still a false positive);
 - precision is sampled at the detection scores that best hit 41 evenly spaced recall levels, made monotone, and AP
-  is the mean over recall 1/40 … 40/40 (the 2019+ "R40" metric; ``recall_points=11`` gives the old one), × 100.
-  The devkit assumes at least 40 objects per class and difficulty: with fewer, its AP is capped at (n − 1)/40
-  (see ``average_precision``; ``placement="recall"`` is the small-set-proof alternative).
+  is the mean over the samples 1 … 40 (the 2019+ "R40" metric) or over samples 0, 4, …, 40 (``recall_points=11``,
+  the older "R11"), × 100. The devkit assumes at least 40 objects per class and difficulty: with fewer, its AP is
+  capped at (n − 1)/40 (see ``average_precision``; ``placement="recall"`` is the small-set-proof alternative).
 
 The matching follows the devkit line by line, quirks included (a first pass picks, per object, the highest-scoring
-overlapping detection to find thresholds; a second pass per threshold picks the best-IoU one). A class with no
-ground truth at a difficulty has AP ``None``.
+overlapping detection to find thresholds — the first in file order on ties, and never one scoring −10⁷ or less; a
+second pass per threshold picks the best-IoU one, preferring detections that are not ignored). Type names are
+compared case-insensitively, as the devkit does (the file reader itself refuses another case than the official one).
+
+Where we differ from the devkit, deliberately:
+
+- a class with no ground truth at a difficulty has AP ``None`` (printed "—", left out of the mean; ``num_gt`` is 0)
+  where the devkit prints 0 (without objects there is no true positive, hence no threshold, and every precision
+  sample stays 0);
+- a precision sample with neither true nor false positives counts as 0; the devkit's 0/0 makes that AP ``nan``
+  (a corner case: a low detection and an ignored neighbour swapping the only match);
+- the devkit skips a class without detections (exactly: without one whose left edge is ≥ 0) and writes no numbers
+  for it; we score it (AP 0 when it has ground truth);
+- the images scored are those with a result file (so a validation subset can be scored), as in the devkit's offline
+  variants; the official devkit instead requires a result file for every label file — ``every_label=True``;
+- malformed lines (wrong field count, unknown type, non-numbers, inverted boxes) are a ``DataError`` naming file and
+  line, where the devkit's ``fscanf`` silently skips or misreads them.
 """
 from __future__ import annotations
 
@@ -31,6 +58,8 @@ DIFFICULTIES = {"easy": (40, 0, 0.15), "moderate": (25, 1, 0.30), "hard": (25, 2
 MIN_OVERLAP = {"Car": 0.7, "Van": 0.7, "Truck": 0.7, "Tram": 0.7, "Misc": 0.7,
                "Pedestrian": 0.5, "Person_sitting": 0.5, "Cyclist": 0.5}
 NUM_SAMPLE_POINTS = 41
+NO_DETECTION = -10000000.0  # the devkit's "no candidate yet" score: a detection must score higher to be a candidate
+NEIGHBOUR_TYPES = {cls.lower(): kind.lower() for cls, kind in NEIGHBOURS.items()}
 
 
 def box_overlap(a: np.ndarray, b: np.ndarray, over_first: bool = False) -> np.ndarray:
@@ -58,21 +87,22 @@ class ImageCase:
 
 
 def clean_image(gt: list[KittiObject], dets: list[KittiObject], cls: str, difficulty: str) -> ImageCase:
+    """The devkit's ``cleanData``: ground truth 0 counted, 1 ignored (neighbour class, or failing the difficulty:
+    occlusion or truncation above its limit, or height *at most* its minimum), -1 another class; detections 1 when
+    lower than the minimum height (whatever their class), else 0 of the class, -1 another. Types are compared
+    case-insensitively."""
     min_height, max_occlusion, max_truncation = DIFFICULTIES[difficulty]
+    key, neighbour = cls.lower(), NEIGHBOUR_TYPES.get(cls.lower())
     gt_ignore = []
     for obj in gt:
-        if obj.type == cls:
-            valid = 1
-        elif NEIGHBOURS.get(cls) == obj.type:
-            valid = 0
-        else:
-            valid = -1
-        too_hard = (obj.occluded > max_occlusion or obj.truncated > max_truncation or obj.height < min_height)
+        kind = obj.type.lower()
+        valid = 1 if kind == key else 0 if kind == neighbour else -1
+        too_hard = obj.occluded > max_occlusion or obj.truncated > max_truncation or obj.height <= min_height
         gt_ignore.append(0 if valid == 1 and not too_hard else 1 if valid == 0 or valid == 1 else -1)
-    det_ignore = [1 if d.height < min_height else 0 if d.type == cls else -1 for d in dets]
+    det_ignore = [1 if d.height < min_height else 0 if d.type.lower() == key else -1 for d in dets]
     gt_boxes = np.array([o.box for o in gt], dtype=np.float64).reshape(-1, 4)
     det_boxes = np.array([d.box for d in dets], dtype=np.float64).reshape(-1, 4)
-    dc_boxes = np.array([o.box for o in gt if o.type == "DontCare"], dtype=np.float64).reshape(-1, 4)
+    dc_boxes = np.array([o.box for o in gt if o.type.lower() == "dontcare"], dtype=np.float64).reshape(-1, 4)
     return ImageCase(np.array(gt_ignore, dtype=int), np.array(det_ignore, dtype=int),
                      np.array([d.score for d in dets], dtype=np.float64),
                      box_overlap(det_boxes, gt_boxes).T, box_overlap(det_boxes, dc_boxes, over_first=True).T)
@@ -90,7 +120,7 @@ def image_statistics(case: ImageCase, min_overlap: float, threshold: float | Non
     for i, gt_flag in enumerate(case.gt_ignore):
         if gt_flag == -1:
             continue
-        det_index, valid, max_iou, assigned_ignored = -1, -np.inf, 0.0, False  # valid = -inf: no detection yet
+        det_index, valid, max_iou, assigned_ignored = -1, NO_DETECTION, 0.0, False
         for j in range(n_det):
             if case.det_ignore[j] == -1 or assigned[j] or below[j]:
                 continue
@@ -102,9 +132,9 @@ def image_statistics(case: ImageCase, min_overlap: float, threshold: float | Non
                     det_index, valid = j, case.scores[j]
             elif (overlap > max_iou or assigned_ignored) and case.det_ignore[j] == 0:
                 det_index, valid, max_iou, assigned_ignored = j, 1.0, overlap, False
-            elif valid == -np.inf and case.det_ignore[j] == 1:
+            elif valid == NO_DETECTION and case.det_ignore[j] == 1:
                 det_index, valid, assigned_ignored = j, 1.0, True
-        if valid == -np.inf:
+        if valid == NO_DETECTION:
             fn += gt_flag == 0
         elif gt_flag == 1 or case.det_ignore[det_index] == 1:
             assigned[det_index] = True
@@ -204,11 +234,12 @@ def evaluate_kitti(ground_truth: list[list[KittiObject]], detections: list[list[
 
 
 def evaluate_kitti_folders(predictions: str | Path, data: str | Path, classes=DEFAULT_CLASSES,
-                           recall_points: int = 40, placement: str = "devkit") -> dict:
+                           recall_points: int = 40, placement: str = "devkit", every_label: bool = False) -> dict:
     """Score a folder of KITTI result files (16 fields, one file per image) against ``label_2`` of ``data``.
 
     The images scored are those with a result file (so a validation subset can be scored); an empty file means no
-    detections. A result file without a label file is a ``DataError``.
+    detections. A result file without a label file is a ``DataError``; with ``every_label`` (the official devkit's
+    rule) so is a label file without a result file.
     """
     predictions = Path(predictions)
     if not predictions.is_dir():
@@ -217,6 +248,12 @@ def evaluate_kitti_folders(predictions: str | Path, data: str | Path, classes=DE
     result_files = sorted(predictions.glob("*.txt"))
     if not result_files:
         raise DataError(f"{predictions}: no result files (*.txt)")
+    if every_label:
+        names = {path.name for path in result_files}
+        for label in sorted(label_dir.glob("*.txt")):
+            if label.name not in names:
+                raise DataError(f"{label}: no result file {predictions / label.name} (every label file needs one, "
+                                "empty for an image without detections)")
     ground_truth, detections = [], []
     for path in result_files:
         label = label_dir / path.name

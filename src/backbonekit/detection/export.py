@@ -1,8 +1,8 @@
-"""ONNX export of a trained detector (and classifier): normalisation, network, decoding and NMS in one graph.
+"""ONNX export of a trained detector: normalisation, network, decoding and NMS in one graph.
 
 Detector graph (``DetectorForExport``; what ``backbonekit export`` writes for a ``train detect`` checkpoint):
 
-- input ``images``: (B, 3, H, W) RGB, 0–255, uint8 (or float32 with ``input_dtype="float32"``). H, W are fixed: the
+- input ``images``: (B, 3, H, W) RGB, uint8 0–255 (or float32 0–1 with ``input_dtype="float32"``). H, W are fixed: the
   checkpoint's ``image_size``, because the anchors are constants of the graph; letterbox first, as ``predict detect``
   does. B is dynamic.
 - outputs, padded to ``max_detections`` (M, default the checkpoint's 100) slots per image, as TensorRT's
@@ -15,7 +15,7 @@ Detector graph (``DetectorForExport``; what ``backbonekit export`` writes for a 
 
   Slots are sorted by score; those past ``num_detections`` hold zeros and label -1.
 
-Inside the graph: (x − 255·mean) / (255·std) → EfficientDet → the ``max_candidates`` (5000) best class logits
+Inside the graph: the task's normalisation (``nn/normalize.py``) → EfficientDet → the ``max_candidates`` (5000) best class logits
 per image → their boxes decoded from the anchors and clipped → sigmoid → score > threshold → per-class NMS (IoU
 > 0.5 suppresses) → the best ``max_detections`` per image. That is ``DetectionTask.detect`` step for step
 (``postprocess.py``), with the score threshold and the limits frozen at export time. Among exactly equal scores the
@@ -27,20 +27,11 @@ by class and whose ONNX translation is that one node. torchvision's ``batched_nm
 class's boxes apart by class × largest coordinate, then one NMS) would need image × class offsets for a batch and
 loses float32 precision on the IoUs once they reach the hundreds of thousands (90 classes × 8 images × 512 px).
 
-Classifier graph (``ClassifierForExport``): ``images`` (B, 3, S, S), 0–255, already resized and centre-cropped as
-``predict classify`` does → ``logits`` and ``probabilities`` (B, num_classes).
-
 Exporting needs ``onnx`` and ``onnxscript`` (``pip install 'backbonekit[export]'``: torch's dynamo-based exporter);
 checking the file needs ``onnxruntime``.
 """
 from __future__ import annotations
 
-import contextlib
-import importlib.util
-import io
-import logging
-import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,16 +39,12 @@ import torch
 from torch import nn
 from torchvision.ops import nms
 
-from backbonekit.detection.anchors import decode_boxes
 from backbonekit.detection.postprocess import postprocess
 from backbonekit.errors import ConfigError
+from backbonekit.io.onnx_export import DEFAULT_OPSET, ExportResult, example_images, export_module, run_onnx
+from backbonekit.models.anchors import decode_boxes
 
-# torch's dynamo exporter writes opset 18 at the lowest (asked for less, it writes 18 anyway): the default, since
-# older runtimes load it too.
-DEFAULT_OPSET = MIN_OPSET = 18
-INPUT_DTYPES = {"uint8": torch.uint8, "float32": torch.float32}
 DETECTOR_OUTPUTS = ("num_detections", "boxes", "scores", "labels")
-CLASSIFIER_OUTPUTS = ("logits", "probabilities")
 # Relative noise somewhat above that by which two runtimes' float32 network outputs differ (about 1e-6), in a few
 # draws: enough to find the near-ties that rounding decides.
 JITTER, JITTER_TRIALS = 1e-5, 3
@@ -119,16 +106,14 @@ class DetectorForExport(nn.Module):
             raise ConfigError(f"--score-threshold must be in [0, 1), got {self.score_threshold}")
         if self.max_detections < 1:
             raise ConfigError(f"--max-detections must be at least 1, got {self.max_detections}")
-        # Named apart from the task's `mean`/`std`: the exporter names initializers after buffers.
-        self.register_buffer("pixel_mean", task.mean.detach().clone(), persistent=False)
-        self.register_buffer("pixel_std", task.std.detach().clone(), persistent=False)
+        self.normalize = task.normalize
         self.register_buffer("anchor_boxes", task.anchors.boxes.detach().clone(), persistent=False)
         height, width = cfg.image_size
         self.register_buffer("box_limits", torch.tensor([width, height, width, height], dtype=torch.float32),
                              persistent=False)
 
     def forward(self, images: torch.Tensor):
-        logits, codes = self.net.forward_flat((images.float() - self.pixel_mean) / self.pixel_std)
+        logits, codes = self.net.forward_flat(self.normalize(images))
         boxes, scores, labels = self.candidates(logits, codes)
         kept = class_nms(boxes, scores, labels, self.num_classes, self.iou_threshold, self.score_threshold)
         return self.pad(kept, boxes, scores, labels, images.shape[0])
@@ -162,118 +147,13 @@ class DetectorForExport(nn.Module):
         return num_detections, out_boxes, out_scores, out_labels
 
 
-class ClassifierForExport(nn.Module):
-    """A trained classifier on 0–255 images: normalisation as ``predict classify`` does it, logits, softmax."""
-
-    def __init__(self, trained):
-        super().__init__()
-        self.net = trained.model
-        self.register_buffer("pixel_mean", torch.tensor(trained.mean).view(1, -1, 1, 1) * 255, persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(trained.std).view(1, -1, 1, 1) * 255, persistent=False)
-
-    def forward(self, images: torch.Tensor):
-        logits = self.net((images.float() - self.pixel_mean) / self.pixel_std)
-        return logits, logits.softmax(-1)
-
-
-# ----------------------------------------------------------------------------------------------- exporting
-@dataclass
-class ExportResult:
-    path: Path
-    opset: int
-    inputs: list[tuple[str, list, str]]   # (name, shape with "batch" for the dynamic axis, element type)
-    outputs: list[tuple[str, list, str]]
-
-
 def export_detector_onnx(task, path: str | Path, opset: int = DEFAULT_OPSET, score_threshold: float | None = None,
                          iou_threshold: float = 0.5, max_detections: int | None = None,
                          input_dtype: str = "uint8") -> ExportResult:
     """Write ``task`` (a ``DetectionTask``) as an ONNX file with decoding and NMS inside (module docstring)."""
     wrapper = DetectorForExport(task, score_threshold, iou_threshold, max_detections=max_detections).eval()
     example = example_images(2, tuple(task.cfg.image_size), input_dtype)
-    return _export(wrapper, example, path, opset, DETECTOR_OUTPUTS, _class_nms_onnx_translation)
-
-
-def export_classifier_onnx(trained, path: str | Path, opset: int = DEFAULT_OPSET,
-                           input_dtype: str = "uint8") -> ExportResult:
-    """Write a ``TrainedClassifier`` as an ONNX file: 0–255 images → logits and probabilities."""
-    wrapper = ClassifierForExport(trained).eval()
-    example = example_images(2, (trained.image_size, trained.image_size), input_dtype)
-    return _export(wrapper, example, path, opset, CLASSIFIER_OUTPUTS)
-
-
-def example_images(batch: int, image_size: tuple[int, int], input_dtype: str = "uint8") -> torch.Tensor:
-    if input_dtype not in INPUT_DTYPES:
-        raise ConfigError(f"--input-dtype must be one of {', '.join(INPUT_DTYPES)}, got {input_dtype!r}")
-    return torch.randint(0, 256, (batch, 3, *image_size), generator=torch.Generator().manual_seed(0)).to(
-        INPUT_DTYPES[input_dtype])
-
-
-def _export(wrapper: nn.Module, example: torch.Tensor, path, opset: int, output_names, translations=None):
-    require("onnx", "onnxscript")
-    if opset < MIN_OPSET:
-        raise ConfigError(f"--opset must be at least {MIN_OPSET} (torch's ONNX exporter), got {opset}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    batch = torch.export.Dim("batch", min=1, max=4096)
-    # The exporter narrates each stage on stdout and warns about its own internals; the CLI prints its summary.
-    with _quiet(), torch.no_grad():
-        program = torch.onnx.export(wrapper, (example,), dynamo=True, opset_version=opset, input_names=["images"],
-                                    output_names=list(output_names), dynamic_shapes={"images": {0: batch}},
-                                    custom_translation_table=translations() if translations else None)
-        program.save(str(path), external_data=False)  # one self-contained file (weights < 2 GB)
-    return describe(path)
-
-
-@contextlib.contextmanager
-def _quiet():
-    loggers = [logging.getLogger(name) for name in ("onnx_ir", "onnxscript", "torch.onnx")]
-    levels = [logger.level for logger in loggers]
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        try:
-            for logger in loggers:
-                logger.setLevel(logging.ERROR)
-            yield
-        finally:
-            for logger, level in zip(loggers, levels):
-                logger.setLevel(level)
-
-
-def describe(path: str | Path) -> ExportResult:
-    """Inputs and outputs of an ONNX file as (name, shape, element type)."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-
-    def values(infos):
-        return [(v.name, [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim],
-                 onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type).name) for v in infos]
-
-    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
-    return ExportResult(Path(path), opset, values(model.graph.input), values(model.graph.output))
-
-
-def require(*modules: str) -> None:
-    """Fail with one line, naming what installs them, when optional packages are missing: the ``export`` extra for
-    the exporter's, onnxruntime on its own (only the check runs it)."""
-    missing = [m for m in modules if importlib.util.find_spec(m) is None]
-    if missing:
-        install = "onnxruntime" if missing == ["onnxruntime"] else "'backbonekit[export]'"
-        raise ConfigError(f"ONNX {'checking' if install == 'onnxruntime' else 'export'} needs "
-                          f"{' and '.join(missing)}: pip install {install}")
-
-
-# -------------------------------------------------------------------------------------------- checking it
-def run_onnx(path: str | Path, images: torch.Tensor) -> list[np.ndarray]:
-    """The ONNX file's outputs for ``images`` on onnxruntime's CPU provider."""
-    require("onnxruntime")
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()  # as many threads as PyTorch is allowed, no more
-    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return session.run(None, {"images": images.numpy()})
+    return export_module(wrapper, example, path, opset, DETECTOR_OUTPUTS, _class_nms_onnx_translation)
 
 
 def unpad(outputs: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
@@ -343,13 +223,3 @@ def verify_detector_onnx(task, path: str | Path, images: torch.Tensor, score_thr
                         "max_box_diff": max(t["max_box_diff"] for t in trials),
                         "max_score_diff": max(t["max_score_diff"] for t in trials)}
     return result
-
-
-def verify_classifier_onnx(trained, path: str | Path, images: torch.Tensor) -> dict:
-    with torch.no_grad():
-        logits, probabilities = ClassifierForExport(trained).eval()(images)
-    got_logits, got_probabilities = run_onnx(path, images)
-    return {"max_logit_diff": float(np.abs(got_logits - logits.numpy()).max()),
-            "max_logit": float(logits.abs().max()),
-            "max_probability_diff": float(np.abs(got_probabilities - probabilities.numpy()).max()),
-            "same_top1": bool((got_logits.argmax(1) == logits.numpy().argmax(1)).all())}

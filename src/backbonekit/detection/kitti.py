@@ -28,6 +28,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
+from backbonekit.io.images import load_image_tensor
 from backbonekit.errors import ConfigError, DataError
 
 KITTI_TYPES = ("Car", "Van", "Truck", "Pedestrian", "Person_sitting", "Cyclist", "Tram", "Misc", "DontCare")
@@ -83,7 +84,10 @@ def parse_kitti_line(text: str, source: str, line: int, with_score: bool | None 
         raise DataError(f"{where}: expected {expect} space-separated fields, found {len(fields)}")
     kind = fields[0]
     if kind not in KITTI_TYPES:
-        raise DataError(f"{where}: unknown object type {kind!r} (KITTI types: {', '.join(KITTI_TYPES)})")
+        official = {t.lower(): t for t in KITTI_TYPES}.get(kind.lower())
+        hint = (f"; types are case-sensitive here: write {official!r} (the official devkit would read {kind!r} as "
+                f"{official!r})" if official else "")
+        raise DataError(f"{where}: unknown object type {kind!r} (KITTI types: {', '.join(KITTI_TYPES)}{hint})")
     numbers = []
     for name, value in zip(FIELDS[1:], fields[1:]):
         try:
@@ -250,12 +254,7 @@ class KittiDetection(Dataset):
 
 def load_image(path: Path) -> tv_tensors.Image:
     """An RGB uint8 image as (3, H, W); an unreadable file is a ``DataError`` naming it."""
-    try:
-        with Image.open(path) as im:
-            array = np.asarray(im.convert("RGB"))
-    except (OSError, ValueError) as e:  # torchvision.io's decoders are deprecated in 0.29: PIL reads it
-        raise DataError(f"{path}: cannot decode image ({e})") from None
-    return tv_tensors.Image(torch.from_numpy(array.copy()).permute(2, 0, 1))
+    return tv_tensors.Image(load_image_tensor(path))
 
 
 def detections_to_kitti(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor,

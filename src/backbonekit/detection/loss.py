@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import sigmoid_focal_loss
 
-from backbonekit.detection.anchors import IGNORE
+from backbonekit.detection.matching import IGNORE
 
 
 def focal_loss(cls_logits: torch.Tensor, cls_targets: torch.Tensor, alpha: float = 0.25, gamma: float = 1.5):

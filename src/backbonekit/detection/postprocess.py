@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torchvision.ops import batched_nms, clip_boxes_to_image
 
-from backbonekit.detection.anchors import decode_boxes
+from backbonekit.models.anchors import decode_boxes
 
 HeadOutputs = torch.Tensor | list[torch.Tensor]
 

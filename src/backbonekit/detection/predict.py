@@ -14,27 +14,12 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from backbonekit.detection.checkpoint import load_detector
+from backbonekit.detection.task import load as load_detector
 from backbonekit.detection.evaluate_coco import detections_to_coco_results
-from backbonekit.detection.kitti import IMAGE_SUFFIXES, detections_to_kitti, load_image, write_kitti_file
+from backbonekit.detection.kitti import detections_to_kitti, load_image, write_kitti_file
 from backbonekit.detection.plots import draw_detections
 from backbonekit.detection.transforms import eval_transforms, unletterbox_boxes
-from backbonekit.errors import DataError
-
-
-def image_files(paths: list[str]) -> list[Path]:
-    files = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise DataError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)})")
-            files += found
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise DataError(f"{path}: no such file or folder")
-    return files
+from backbonekit.io.images import find_images
 
 
 @torch.inference_mode()
@@ -43,7 +28,7 @@ def predict_images(checkpoint: str | Path, paths: list[str], out: str | Path, sc
     task = load_detector(checkpoint)
     names = task.cfg.class_names
     category_ids = list(task.cfg.category_ids) or list(range(1, len(names) + 1))
-    files = image_files(paths)
+    files = find_images(paths)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if "kitti" in save:

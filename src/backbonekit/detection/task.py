@@ -1,7 +1,8 @@
 """The detection LightningModule: an EfficientDet, anchor targets, focal + Huber loss, COCO mAP on validation.
 
-Images arrive as uint8 (B, 3, H, W) at the configured (H, W) and are normalised here, so that the data pipeline,
-``predict`` and the ONNX export all feed the model the same way. Validation mAP is torchmetrics'
+Images arrive as uint8 (B, 3, H, W) at the configured (H, W) (or 0–1 floats) and are normalised here with the
+model's own statistics (its backbone's: ImageNet's, 0.5/0.5 for EfficientNet-Lite), so that the data pipeline,
+``predict``, the ONNX export and any backbone agree without the caller knowing them. Validation mAP is torchmetrics'
 ``MeanAveragePrecision`` (pycocotools underneath) on letterboxed boxes; ignore regions (KITTI DontCare and neighbour
 types, COCO crowd boxes) go in as crowd boxes of every class, so detections inside them are neither true nor false
 positives, as the official evaluations treat them.
@@ -9,23 +10,26 @@ positives, as the official evaluations treat them.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
 from torchmetrics.detection import MeanAveragePrecision
 
-import backbonekit.detection.efficientdet  # noqa: F401  (registers the efficientdet_* models)
-from backbonekit.detection.anchors import build_batch_targets
 from backbonekit.detection.loss import detection_loss
+from backbonekit.detection.matching import build_batch_targets
 from backbonekit.detection.postprocess import postprocess
 from backbonekit.models.registry import create_model
+from backbonekit.nn.normalize import ImageNormalize
 from backbonekit.training.optim import build_optimizer, build_schedule, check_choices, param_groups
+from backbonekit.training.task_io import load_task
 
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+TASK = "detect"
 
 
 @dataclass
 class DetectConfig:
+    task: str = TASK
     model: str = "efficientdet_d0"
     num_classes: int = 3
     class_names: list[str] = field(default_factory=list)
@@ -34,8 +38,6 @@ class DetectConfig:
     pretrained: str | None = None             # detector weights (ours or effdet's)
     pretrained_backbone: str | None = None    # backbone weights (torchvision, timm, lukemelas, ours)
     image_size: tuple[int, int] = (512, 512)  # (H, W) the network sees
-    mean: tuple[float, ...] = IMAGENET_MEAN
-    std: tuple[float, ...] = IMAGENET_STD
     optimizer: str = "adamw"
     lr: float = 1e-3
     momentum: float = 0.9
@@ -70,17 +72,12 @@ class DetectionTask(pl.LightningModule):
                 if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                     m.momentum = self.cfg.bn_momentum
         self.anchors = self.model.anchors(self.cfg.image_size)
-        self.register_buffer("mean", torch.tensor(self.cfg.mean).view(1, -1, 1, 1) * 255, persistent=False)
-        self.register_buffer("std", torch.tensor(self.cfg.std).view(1, -1, 1, 1) * 255, persistent=False)
+        self.normalize = ImageNormalize.from_cfg(self.model.pretrained_cfg)
         self.val_map = MeanAveragePrecision(box_format="xyxy", iou_type="bbox", class_metrics=True,
                                             backend="pycocotools")
         self.last_result: dict = {}
 
     # ------------------------------------------------------------------------------------------------ model
-    def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 (or float 0–255) images → the model's input."""
-        return (images.float() - self.mean) / self.std
-
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, N, C) class logits and (B, N, 4) box codes for uint8 images at the configured size."""
         return self.model.forward_flat(self.normalize(images))
@@ -96,6 +93,20 @@ class DetectionTask(pl.LightningModule):
     def _check_size(self, images: torch.Tensor) -> None:
         if tuple(images.shape[-2:]) != tuple(self.cfg.image_size):
             raise ValueError(f"images are {tuple(images.shape[-2:])}, the anchors are for {self.cfg.image_size}")
+
+    def example_batch(self, batch_size: int, device="cpu") -> tuple[torch.Tensor, list[dict]]:
+        """Random images, each with two boxes, shaped like the training data's (for ``--batch-size auto``): target
+        building and the loss are measured too."""
+        height, width = self.cfg.image_size
+        boxes = torch.tensor([[0.1, 0.1, 0.4, 0.5], [0.5, 0.3, 0.9, 0.8]], device=device) * torch.tensor(
+            [width, height] * 2, device=device)
+        target = {"boxes": boxes, "labels": torch.zeros(2, dtype=torch.long, device=device)}
+        images = torch.randint(0, 256, (batch_size, 3, height, width), dtype=torch.uint8, device=device)
+        return images, [target] * batch_size
+
+    def training_loss(self, batch) -> torch.Tensor:
+        images, targets = batch
+        return self.compute_loss(*self(images), targets)["loss"]
 
     # ------------------------------------------------------------------------------------------------ steps
     def compute_loss(self, cls: torch.Tensor, box: torch.Tensor, targets: list[dict]) -> dict[str, torch.Tensor]:
@@ -183,6 +194,12 @@ def per_class_ap(result: dict, class_names: list[str]) -> dict:
 
 def plain_config(cfg: DetectConfig) -> dict:
     d = asdict(cfg)
-    for key in ("mean", "std", "class_names", "category_ids", "image_size"):
+    for key in ("class_names", "category_ids", "image_size"):
         d[key] = list(d[key])
     return d
+
+
+def load(path: str | Path) -> DetectionTask:
+    """A trained detector (eval mode) from a ``train detect`` checkpoint or ``best.safetensors``: it holds the model,
+    the anchors of its input size, the normalisation and the class names; ``detect(images)`` runs the inference."""
+    return load_task(path, DetectionTask, TASK)

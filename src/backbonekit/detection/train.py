@@ -8,20 +8,19 @@ import json
 import sys
 
 import lightning.pytorch as pl
-from torch.utils.data import DataLoader
 
-from backbonekit.detection.checkpoint import CONFIG_KEY, load_detector
 from backbonekit.detection.data import build_detection_data
 from backbonekit.detection.evaluate import evaluate_on
-from backbonekit.detection.task import IMAGENET_MEAN, IMAGENET_STD
+from backbonekit.detection.task import DetectionTask, load
 from backbonekit.detection.transforms import collate
 from backbonekit.errors import ConfigError
-from backbonekit.models.registry import model_entrypoint
+from backbonekit.models.registry import default_cfg
 from backbonekit.training.autobatch import batch_size_scope, resolve_batch_size
+from backbonekit.training.autobatch_step import AUTOBATCH_STEP, autobatch_recipe
 from backbonekit.training.engine import EngineConfig, FitResult, fit
+from backbonekit.training.loaders import make_loaders
 from backbonekit.training.run_args import engine_options
-
-AUTOBATCH_STEP = "backbonekit.detection.autobatch_step:make_step"
+from backbonekit.training.task_io import save_task_weights
 
 
 def train_detector(args: argparse.Namespace) -> FitResult:
@@ -41,34 +40,28 @@ def image_size_arg(values, default: tuple[int, int]) -> tuple[int, int]:
 
 
 def _train(args: argparse.Namespace) -> FitResult:
-    if not args.model.startswith("efficientdet_"):
+    defaults = default_cfg(args.model)  # an unknown name fails here, before any data is read
+    if defaults["task"] != "detect":
         raise ConfigError(f"--model must be a detector (efficientdet_d0 … efficientdet_d7), got {args.model!r}")
-    model_entrypoint(args.model)  # an unknown name fails here, before any data is read
     if args.backbone:
-        model_entrypoint(args.backbone)
+        default_cfg(args.backbone)
     pl.seed_everything(args.seed, workers=True, verbose=False)
-    default_size = tuple(model_entrypoint(args.model)(num_classes=1).config.image_size)
-    image_size = image_size_arg(args.image_size, default_size)
+    image_size = image_size_arg(args.image_size, tuple(defaults["input_size"][1:]))
     data = build_detection_data(args.data, image_size, classes=args.classes, val_fraction=args.val_ratio,
                                 seed=args.seed, augment=args.augment != "none", val_data=args.val_data,
                                 scale_range=(args.scale_min, args.scale_max))
     config = dict(model=args.model, num_classes=len(data.class_names), class_names=data.class_names,
                   category_ids=data.category_ids, backbone=args.backbone, pretrained=args.pretrained, pretrained_backbone=args.pretrained_backbone,
-                  image_size=list(image_size), mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD),
+                  image_size=list(image_size),
                   optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, scheduler=args.scheduler,
                   warmup_epochs=args.warmup_epochs, epochs=args.epochs, backbone_lr_mult=args.backbone_lr_mult,
                   frozen_bn=args.frozen_bn, drop_path_rate=args.drop_path_rate)
-    recipe = {"task": {**config, "pretrained": None, "pretrained_backbone": None}, "precision": args.precision}
+    recipe = autobatch_recipe(DetectionTask, config, args.precision)
     batch_size = resolve_batch_size(args.batch_size, AUTOBATCH_STEP, recipe, max_batch=len(data.train),
                                     max_memory=args.max_memory, memory_fraction=args.memory_fraction)
-    from backbonekit.detection.task import DetectionTask
-
     task = DetectionTask(**config)
-    loader_args = dict(num_workers=args.workers, persistent_workers=args.workers > 0, collate_fn=collate)
-    # BatchNorm needs more than one image: a last batch of one would make the step fail or its statistics noise.
-    train_loader = DataLoader(data.train, batch_size=batch_size, shuffle=True,
-                              drop_last=len(data.train) % batch_size == 1, **loader_args)
-    val_loader = DataLoader(data.val, batch_size=batch_size, shuffle=False, **loader_args)
+    train_loader, val_loader = make_loaders(data.train, data.val, batch_size, workers=args.workers,
+                                            collate_fn=collate)
     engine = EngineConfig(task="detect", epochs=args.epochs, monitor="val/map", mode="max",
                           log_keys=("train/loss", "val/loss", "val/map", "val/map_50"),
                           gradient_clip_val=args.clip_grad, **engine_options(args))
@@ -84,16 +77,14 @@ def _train(args: argparse.Namespace) -> FitResult:
 
 def finish_run(result: FitResult, data, batch_size: int) -> None:
     """The best checkpoint: scored on the validation split into the run folder, and exported as safetensors."""
-    from backbonekit.weights import save_weights
-
-    best = load_detector(result.best_path)
+    best = load(result.best_path)
     metrics = evaluate_on(best, data.val, result.run_dir / "val", batch_size=batch_size)
     for name in ("pr_curves.png", "val_predictions.png"):  # beside results.png, where users look first
         if (result.run_dir / "val" / name).exists():
             (result.run_dir / "val" / name).replace(result.run_dir / name)
-    meta = {"task": "detect", "class_names": json.dumps(best.cfg.class_names),
-            "image_size": json.dumps(list(best.cfg.image_size)), CONFIG_KEY: json.dumps(dict(best.hparams))}
-    save_weights(best.model, result.run_dir / "best.safetensors", metadata=meta)
+    save_task_weights(best, dict(best.hparams), result.run_dir / "best.safetensors",
+                      extra={"class_names": json.dumps(best.cfg.class_names),
+                             "image_size": json.dumps(list(best.cfg.image_size))})
     summary_path = result.run_dir / "metrics.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     summary["best_checkpoint_val"] = metrics

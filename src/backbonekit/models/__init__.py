@@ -1,3 +1,3 @@
-from backbonekit.models.registry import create_model, list_models, register_model
+from backbonekit.models.registry import create_model, default_cfg, list_models, load_model, register_model
 
-__all__ = ["create_model", "list_models", "register_model"]
+__all__ = ["create_model", "default_cfg", "list_models", "load_model", "register_model"]

@@ -60,12 +60,3 @@ def _make_classifier(num_features: int, num_classes: int) -> nn.Module:
         return nn.Identity()
     fc = nn.Linear(num_features, num_classes)
     return fc
-
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def imagenet_cfg(size: int, crop_pct: float = 0.875, interpolation: str = "bilinear") -> dict:
-    return {"input_size": (3, size, size), "mean": IMAGENET_MEAN, "std": IMAGENET_STD,
-            "crop_pct": crop_pct, "interpolation": interpolation}

@@ -7,6 +7,7 @@ give their original outputs at any input size.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from functools import partial
 from typing import Callable
@@ -15,9 +16,11 @@ import torch
 import torch.nn as nn
 from torchvision.ops import StochasticDepth
 
-from backbonekit.models.base import ImageClassifier, imagenet_cfg
-from backbonekit.models.registry import register_model
+from backbonekit.models.base import ImageClassifier
+from backbonekit.models.registry import imagenet_cfg, register_model
+from backbonekit.errors import WeightsError
 from backbonekit.nn.layers import ConvNormAct, SqueezeExcite, make_divisible
+from backbonekit.weights import StateDict, register_layout
 
 
 @dataclass(frozen=True)
@@ -142,7 +145,7 @@ class EfficientNet(ImageClassifier):
         self.feature_info.append({"num_chs": head_ch, "reduction": current_stride, "module": "head"})
         self.num_features = head_ch
         self._init_head(num_classes, drop_rate)
-        self.pretrained_cfg = imagenet_cfg(image_size, crop_pct=0.875, interpolation="bicubic")
+        self.pretrained_cfg = {"input_size": (3, image_size, image_size)}  # the registry holds the rest
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -187,6 +190,10 @@ def _efficientnet(variant: str, tf_same: bool, **kwargs) -> EfficientNet:
     return EfficientNet(width, depth, size, tf_same=tf_same, **defaults)
 
 
+def _cfg(size: int, **extra) -> dict:
+    return imagenet_cfg(size, interpolation="bicubic", **extra)
+
+
 def _register_variants() -> None:
     for variant in VARIANTS:
         for prefix, tf_same in (("efficientnet", False), ("tf_efficientnet", True)):
@@ -195,13 +202,13 @@ def _register_variants() -> None:
 
             constructor.__name__ = f"{prefix}_{variant}"
             constructor.__doc__ = f"EfficientNet-{variant.upper()}" + (" with TF 'SAME' padding" if tf_same else "")
-            register_model(constructor)
+            register_model(constructor, cfg=_cfg(VARIANTS[variant][2]))
 
 
 _register_variants()
 
 
-@register_model
+@register_model(cfg=_cfg(224))
 def efficientnet_custom(phi: float = 0.0, **kwargs) -> EfficientNet:
     """An EfficientNet at any compound coefficient φ: width β^φ, depth α^φ, resolution γ^φ."""
     width, depth, size = compound_coefficients(phi)
@@ -212,17 +219,106 @@ def _efficientnet_lite0(tf_same: bool, **kwargs) -> EfficientNet:
     # Lite: no squeeze-excitation and ReLU6 (friendlier to integer accelerators), stem and head not scaled.
     defaults = dict(drop_rate=0.2, se=False, act_layer=nn.ReLU6, fixed_stem_head=True, bn_eps=1e-3, bn_momentum=0.01)
     defaults.update(kwargs)
-    model = EfficientNet(1.0, 1.0, 224, tf_same=tf_same, **defaults)
-    # The TF Lite models were trained on inputs scaled to [-1, 1].
-    model.pretrained_cfg.update(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
-    return model
+    return EfficientNet(1.0, 1.0, 224, tf_same=tf_same, **defaults)
 
 
-@register_model
+# The TF Lite models were trained on inputs scaled to [-1, 1].
+LITE_CFG = _cfg(224, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+
+
+@register_model(cfg=LITE_CFG)
 def efficientnet_lite0(**kwargs) -> EfficientNet:
     return _efficientnet_lite0(False, **kwargs)
 
 
-@register_model
+@register_model(cfg=LITE_CFG)
 def tf_efficientnet_lite0(**kwargs) -> EfficientNet:
     return _efficientnet_lite0(True, **kwargs)
+
+
+# ------------------------------------------------------------------ weight layouts of the other libraries → ours
+
+def _conv_bn(part: str) -> str:
+    return {"0": "conv", "1": "bn"}[part]
+
+
+def _from_torchvision_efficientnet(sd: StateDict, model: nn.Module) -> StateDict:
+    last = max(int(k.split(".")[1]) for k in sd if k.startswith("features."))
+    out = {}
+    for key, value in sd.items():
+        parts = key.split(".")
+        if parts[0] == "classifier":  # classifier.1 = Linear after Dropout
+            out[".".join(["classifier"] + parts[2:])] = value
+            continue
+        stage = int(parts[1])
+        if stage in (0, last):  # features.0 stem, features.8 head: Conv2dNormActivation(conv, bn, act)
+            out[".".join(["stem" if stage == 0 else "head", _conv_bn(parts[2])] + parts[3:])] = value
+            continue
+        s, j, k = stage - 1, parts[2], int(parts[4])
+        expanded = f"features.{stage}.{j}.block.3.0.weight" in sd
+        role = (["expand", "dwconv", "se", "project"] if expanded else ["dwconv", "se", "project"])[k]
+        rest = parts[5:]
+        if role == "se":
+            rest = [{"fc1": "reduce", "fc2": "expand"}[rest[0]]] + rest[1:]
+        else:
+            rest = [_conv_bn(rest[0])] + rest[1:]
+        out[".".join(["stages", str(s), j, role] + rest)] = value
+    return out
+
+
+_TIMM_TOP = {"conv_stem": "stem.conv", "bn1": "stem.bn", "conv_head": "head.conv", "bn2": "head.bn",
+             "classifier": "classifier"}
+_TIMM_EXPANDED = {"conv_pw": "expand.conv", "bn1": "expand.bn", "conv_dw": "dwconv.conv", "bn2": "dwconv.bn",
+                  "se.conv_reduce": "se.reduce", "se.conv_expand": "se.expand", "conv_pwl": "project.conv",
+                  "bn3": "project.bn"}
+_TIMM_DEPTHWISE = {"conv_dw": "dwconv.conv", "bn1": "dwconv.bn", "se.conv_reduce": "se.reduce",
+                   "se.conv_expand": "se.expand", "conv_pw": "project.conv", "bn2": "project.bn"}
+
+
+def _from_timm_efficientnet(sd: StateDict, model: nn.Module) -> StateDict:
+    out = {}
+    block_re = re.compile(r"blocks\.(\d+)\.(\d+)\.(.+)\.(\w+)$")
+    for key, value in sd.items():
+        m = block_re.match(key)
+        if m:
+            s, j, part, param = m.groups()
+            # timm's first-stage blocks have no expansion and name their convs differently (DepthwiseSeparable).
+            table = _TIMM_EXPANDED if f"blocks.{s}.{j}.conv_pwl.weight" in sd else _TIMM_DEPTHWISE
+            out[f"stages.{s}.{j}.{table.get(part, part)}.{param}"] = value
+        else:
+            head, _, param = key.rpartition(".")
+            out[f"{_TIMM_TOP.get(head, head)}.{param}"] = value
+    return out
+
+
+_LUKEMELAS_TOP = {"_conv_stem": "stem.conv", "_bn0": "stem.bn", "_conv_head": "head.conv", "_bn1": "head.bn",
+                  "_fc": "classifier"}
+_LUKEMELAS_BLOCK = {"_expand_conv": "expand.conv", "_bn0": "expand.bn", "_depthwise_conv": "dwconv.conv",
+                    "_bn1": "dwconv.bn", "_se_reduce": "se.reduce", "_se_expand": "se.expand",
+                    "_project_conv": "project.conv", "_bn2": "project.bn"}
+
+
+def _from_lukemelas_efficientnet(sd: StateDict, model: nn.Module) -> StateDict:
+    stages = getattr(model, "stages", None)
+    if stages is None:
+        raise WeightsError(f"these are EfficientNet weights (efficientnet_pytorch layout); "
+                           f"{getattr(model, 'model_name', type(model).__name__)} is not an EfficientNet")
+    # lukemelas numbers blocks globally; ours are numbered within stages.
+    where = [f"{s}.{j}" for s, stage in enumerate(stages) if isinstance(stage, nn.Sequential)
+             for j in range(len(stage))]
+    out = {}
+    for key, value in sd.items():
+        parts = key.split(".")
+        if parts[0] == "_blocks":
+            g = int(parts[1])
+            if g >= len(where):
+                raise WeightsError(f"weights have block {g}, the model only {len(where)}: another EfficientNet size?")
+            out[f"stages.{where[g]}.{_LUKEMELAS_BLOCK.get(parts[2], parts[2])}.{'.'.join(parts[3:])}"] = value
+        else:
+            out[f"{_LUKEMELAS_TOP.get(parts[0], parts[0])}.{'.'.join(parts[1:])}"] = value
+    return out
+
+
+register_layout("features.0.0.weight", "torchvision EfficientNet", _from_torchvision_efficientnet)
+register_layout("conv_stem.weight", "timm EfficientNet", _from_timm_efficientnet)
+register_layout("_conv_stem.weight", "efficientnet_pytorch (lukemelas)", _from_lukemelas_efficientnet)

@@ -1,8 +1,13 @@
-"""One registry for every architecture: ``create_model(name)`` and ``list_models(pattern)``, as in timm."""
+"""One registry for every architecture: ``create_model(name)``, ``list_models(pattern)`` and ``default_cfg(name)``.
+
+Each entry holds the constructor and the model's default configuration (input size, mean/std, classifier name,
+task), so a caller can read a default without building a model (for D7, a B6 backbone) to read one constant.
+"""
 from __future__ import annotations
 
 import difflib
 import fnmatch
+import importlib
 from typing import Callable
 
 import torch.nn as nn
@@ -10,20 +15,39 @@ import torch.nn as nn
 from backbonekit.errors import ConfigError
 
 _ENTRYPOINTS: dict[str, Callable[..., nn.Module]] = {}
+_DEFAULT_CFGS: dict[str, dict] = {}
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    """Decorator: the function's name becomes the model name."""
-    if fn.__name__ in _ENTRYPOINTS:
-        raise ValueError(f"model {fn.__name__!r} registered twice")
-    _ENTRYPOINTS[fn.__name__] = fn
-    return fn
+def imagenet_cfg(size: int | tuple[int, int], crop_pct: float = 0.875, interpolation: str = "bilinear",
+                 **extra) -> dict:
+    """A classifier's default configuration; ``extra`` adds fields (``classifier``, ``mean``, ``std``, ``task`` …)."""
+    h, w = (size, size) if isinstance(size, int) else size
+    cfg = {"input_size": (3, h, w), "mean": IMAGENET_MEAN, "std": IMAGENET_STD, "crop_pct": crop_pct,
+           "interpolation": interpolation, "classifier": "classifier", "task": "classify"}
+    cfg.update(extra)
+    return cfg
 
 
-def list_models(pattern: str = "*") -> list[str]:
-    """Registered model names matching a shell-style pattern, e.g. ``list_models("efficientnet_b*")``."""
+def register_model(fn: Callable[..., nn.Module] | None = None, *, cfg: dict | None = None):
+    """Decorator (``@register_model`` or ``@register_model(cfg=imagenet_cfg(224, classifier="fc"))``): the
+    function's name becomes the model name."""
+    def register(f: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if f.__name__ in _ENTRYPOINTS:
+            raise ValueError(f"model {f.__name__!r} registered twice")
+        _ENTRYPOINTS[f.__name__] = f
+        _DEFAULT_CFGS[f.__name__] = dict(cfg if cfg is not None else imagenet_cfg(224))
+        return f
+    return register(fn) if fn is not None else register
+
+
+def list_models(pattern: str = "*", task: str | None = None) -> list[str]:
+    """Registered model names matching a shell-style pattern (``"efficientnet_b*"``), optionally of one task."""
     _import_all()
-    return sorted(n for n in _ENTRYPOINTS if fnmatch.fnmatch(n, pattern))
+    return sorted(n for n in _ENTRYPOINTS
+                  if fnmatch.fnmatch(n, pattern) and (task is None or _DEFAULT_CFGS[n]["task"] == task))
 
 
 def model_entrypoint(name: str) -> Callable[..., nn.Module]:
@@ -36,6 +60,12 @@ def model_entrypoint(name: str) -> Callable[..., nn.Module]:
         raise ConfigError(f"unknown model {name!r}.{hint}") from None
 
 
+def default_cfg(name: str) -> dict:
+    """The registered defaults of ``name`` (a copy): input_size, mean, std, crop_pct, interpolation, classifier, task."""
+    model_entrypoint(name)
+    return dict(_DEFAULT_CFGS[name])
+
+
 def create_model(name: str, *, pretrained: str | dict | None = None, **kwargs) -> nn.Module:
     """Build a registered model; ``pretrained`` is a weight file or state dict in any supported layout.
 
@@ -43,6 +73,9 @@ def create_model(name: str, *, pretrained: str | dict | None = None, **kwargs) -
     """
     model = model_entrypoint(name)(**kwargs)
     model.model_name = name
+    # The registered defaults, updated by what this instance knows better (a custom φ's resolution, a detector's
+    # backbone statistics).
+    model.pretrained_cfg = {**_DEFAULT_CFGS[name], **getattr(model, "pretrained_cfg", {})}
     # What rebuilds the architecture (load_model reads it back); weight paths are not part of it.
     model.model_kwargs = {k: v for k, v in kwargs.items()
                           if isinstance(v, (int, float, str, bool, list, tuple)) and not k.startswith("pretrained")}
@@ -53,22 +86,40 @@ def create_model(name: str, *, pretrained: str | dict | None = None, **kwargs) -
     return model
 
 
-# Modules whose @register_model functions run on import. Task models (detectors, sequence models) live with their
-# task but share the one registry, so `create_model("efficientdet_d0")` works like `create_model("resnet50")`.
+def load_model(path, **overrides) -> nn.Module:
+    """Rebuild a model saved by ``save_weights`` (architecture and options from its metadata) and load it."""
+    import json
+
+    from backbonekit.errors import WeightsError
+    from backbonekit.weights import load_weights, read_metadata
+
+    meta = read_metadata(path)
+    if meta.get("format") != "backbonekit" or "architecture" not in meta:
+        raise WeightsError(f"{path}: no backbonekit metadata; use create_model(name, pretrained=…) instead")
+    kwargs = json.loads(meta.get("model_kwargs", "{}"))
+    if meta.get("num_classes", "").lstrip("-").isdigit():
+        kwargs["num_classes"] = int(meta["num_classes"])
+    kwargs.update(overrides)
+    model = create_model(meta["architecture"], **kwargs)
+    load_weights(model, path)
+    model.metadata = meta
+    return model
+
+
+# Modules whose @register_model functions run on import: every architecture lives in models/.
 MODEL_MODULES = (
     "backbonekit.models.resnet",
+    "backbonekit.models.senet",
     "backbonekit.models.efficientnet",
-    "backbonekit.detection.efficientdet",
-    "backbonekit.sequence.seqfakeformer",
+    "backbonekit.models.alexnet",
+    "backbonekit.models.vgg",
+    "backbonekit.models.googlenet",
+    "backbonekit.models.densenet",
+    "backbonekit.models.efficientdet",
+    "backbonekit.models.seqfakeformer",
 )
 
 
 def _import_all() -> None:
-    import importlib
-
     for name in MODEL_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name != name:  # a task module not written yet is fine; a missing dependency is not
-                raise
+        importlib.import_module(name)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from backbonekit.sequence.vocab import SUBSETS
+from backbonekit.sequence.subsets import SUBSETS
 from backbonekit.training.run_args import add_run_arguments
 
 
@@ -23,7 +23,6 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--pretrained-backbone", help="weights file for the backbone (any supported layout)")
     p.add_argument("--image-size", type=int, default=256)
     p.add_argument("--epochs", type=int, default=170)
-    p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--backbone-lr", type=float, default=1e-4)
     p.add_argument("--weight-decay", type=float, default=1e-4)

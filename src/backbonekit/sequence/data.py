@@ -16,12 +16,12 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
+from backbonekit.io.images import load_image
 from backbonekit.errors import DataError
 from backbonekit.sequence.vocab import MAX_EDITS, NUM_EDIT_TYPES, edit_names
 
 SPLITS = ("train", "val", "test")
 COLUMNS = ("file_path", "label")
-MEAN = STD = (0.5, 0.5, 0.5)
 _LABEL = re.compile(r"^\s*\[?\s*(-?\d+(?:\s*,\s*-?\d+)*)\s*,?\s*\]?\s*$")
 
 
@@ -73,17 +73,17 @@ def read_annotations(csv_path: str | Path) -> list[tuple[str, list[int], int]]:
 
 
 def build_transform(image_size: int = 256, *, train: bool) -> Callable:
-    """The official augmentation for training; evaluation only resizes and normalises."""
+    """The official augmentation for training; evaluation only resizes. uint8 out: the task normalises with the
+    model's statistics (0.5/0.5, the official ``Normalize``)."""
     steps = [v2.ToImage(), v2.Resize((image_size, image_size), antialias=True)]
     if train:
         steps += [v2.ColorJitter(brightness=(0.5, 1.3), contrast=(0.8, 1.5), saturation=(0.2, 1.5)),
                   v2.RandomHorizontalFlip()]
-    steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)]
     return v2.Compose(steps)
 
 
 class SeqDeepFakeDataset(Dataset):
-    """One split of one subset; items are ``(image (3, S, S) float, label (5,) long)``.
+    """One split of one subset; items are ``(image (3, S, S) uint8, label (5,) long)``.
 
     ``samples`` holds (absolute path, label, CSV line); ``skipped`` the (file_path, line) of rows left out.
     """
@@ -115,11 +115,7 @@ class SeqDeepFakeDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         path, label, line = self.samples[i]
-        try:
-            with Image.open(path) as im:
-                image = im.convert("RGB")
-        except (OSError, ValueError, SyntaxError) as e:
-            raise DataError(f"{self.csv_path} line {line}: cannot read image {path} ({e})") from None
+        image = load_image(path, where=f"{self.csv_path} line {line}")
         return self.transform(image), torch.tensor(label, dtype=torch.long)
 
     @property

@@ -84,17 +84,18 @@ def evaluate_checkpoint(checkpoint: str | Path, root: str | Path, subset: str, s
     from torch.utils.data import DataLoader
 
     from backbonekit.sequence.data import SeqDeepFakeDataset, build_transform
-    from backbonekit.sequence.task import load_sequence_model
+    from backbonekit.sequence.task import load
 
-    model, hp = load_sequence_model(checkpoint)
+    task = load(checkpoint)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model.to(device)
-    ds = SeqDeepFakeDataset(root, subset, split, transform=build_transform(hp["image_size"], train=False),
+    task.to(device)
+    ds = SeqDeepFakeDataset(root, subset, split, transform=build_transform(task.cfg.image_size, train=False),
                             skip_missing=skip_missing)
     metric = SequenceAccuracy()
-    for images, labels in DataLoader(ds, batch_size=batch_size):
-        metric.update(model.generate(images.to(device)).cpu(), labels)
+    with torch.inference_mode():
+        for images, labels in DataLoader(ds, batch_size=batch_size):
+            metric.update(task(images.to(device)).cpu(), labels)
     result = metric.compute()
-    result.update(subset=subset, split=split, checkpoint=str(checkpoint), backbone=hp["backbone"],
+    result.update(subset=subset, split=split, checkpoint=str(checkpoint), backbone=task.cfg.backbone,
                   skipped=len(ds.skipped), unmatched=[], missing=0)
     return result

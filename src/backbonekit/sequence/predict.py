@@ -8,32 +8,33 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from backbonekit.errors import DataError
+from backbonekit.io.images import find_images, load_image
 from backbonekit.sequence.data import SeqDeepFakeDataset, build_transform, format_label
-from backbonekit.sequence.task import load_sequence_model
+from backbonekit.sequence.task import load
 from backbonekit.sequence.vocab import label_to_name
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 def predict_sequences(checkpoint: str | Path, paths=(), *, data: str | Path | None = None, split: str = "test",
                       batch_size: int = 32, device: str | None = None) -> list[dict]:
     """Rows ``{file_path, label, name[, true_label, true_name]}``; with ``data`` the split's annotated images (and
     file paths relative to the data root, as the annotations have them), otherwise the given files/folders."""
-    model, hp = load_sequence_model(checkpoint)
+    task = load(checkpoint)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model.to(device)
-    subset, transform = hp["subset"], build_transform(hp["image_size"], train=False)
+    task.to(device)
+    subset, transform = task.cfg.subset, build_transform(task.cfg.image_size, train=False)
     if data is not None:
         ds = SeqDeepFakeDataset(data, subset, split, transform=transform)
         items = [(p.relative_to(Path(data)).as_posix(), p, label) for p, label, _ in ds.samples]
     else:
-        items = [(str(p), p, None) for p in _find_images(paths)]
+        items = [(str(p), p, None) for p in find_images(paths)]
     rows = []
     for start in range(0, len(items), batch_size):
         chunk = items[start:start + batch_size]
-        images = torch.stack([transform(_open(p)) for _, p, _ in chunk]).to(device)
-        for (name, _, true), pred in zip(chunk, model.generate(images).cpu().tolist()):
+        images = torch.stack([transform(load_image(p)) for _, p, _ in chunk]).to(device)
+        with torch.inference_mode():
+            predicted = task(images).cpu().tolist()
+        for (name, _, true), pred in zip(chunk, predicted):
             row = {"file_path": name, "label": pred, "name": label_to_name(pred, subset)}
             if true is not None:
                 row.update(true_label=true, true_name=label_to_name(true, subset))
@@ -65,7 +66,7 @@ def draw_grid(rows: list[dict], path: str | Path, root: str | Path | None = None
     for ax in axes.flat:
         ax.axis("off")
     for ax, row in zip(axes.flat, rows):
-        ax.imshow(_open(Path(root) / row["file_path"] if root else Path(row["file_path"])))
+        ax.imshow(load_image(Path(root) / row["file_path"] if root else Path(row["file_path"])))
         title = f"pred: {row['name']}"
         colour = "black"
         if "true_name" in row:
@@ -78,25 +79,3 @@ def draw_grid(rows: list[dict], path: str | Path, root: str | Path | None = None
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
-
-
-def _find_images(paths) -> list[Path]:
-    found = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS)
-        elif p.is_file():
-            found.append(p)
-        else:
-            raise DataError(f"{p}: no such file or folder")
-    if not found:
-        raise DataError(f"no images found in {', '.join(map(str, paths))}")
-    return found
-
-
-def _open(path: Path) -> Image.Image:
-    try:
-        with Image.open(path) as im:
-            return im.convert("RGB")
-    except (OSError, ValueError, SyntaxError) as e:
-        raise DataError(f"{path}: cannot read image ({e})") from None

@@ -1,5 +1,8 @@
 """The SeqDeepFake LightningModule: teacher-forced cross-entropy (PAD ignored), greedy decoding for validation with
-Fixed/Adaptive-Acc, AdamW with its own backbone learning rate, linear warm-up then ×0.1 steps (the official recipe)."""
+Fixed/Adaptive-Acc, AdamW with its own backbone learning rate, linear warm-up then ×0.1 steps (the official recipe).
+
+Images enter as uint8 (or 0–1 floats) and are normalised inside with the model's statistics (0.5/0.5);
+``forward(images)`` decodes the edit sequences, ``load(path)`` rebuilds a trained task."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -10,19 +13,20 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from backbonekit.errors import WeightsError
+from backbonekit.models.captions import MAX_EDITS, PAD, decoder_io
 from backbonekit.models.registry import create_model
-import backbonekit.sequence.seqfakeformer  # noqa: F401  (registers "seqfakeformer")
-from backbonekit.sequence.captions import decoder_io
+from backbonekit.nn.normalize import ImageNormalize
 from backbonekit.sequence.metrics import SequenceAccuracy
-from backbonekit.sequence.vocab import PAD
-from backbonekit.training.checkpoint_io import load_checkpoint_file
+from backbonekit.training.task_io import load_task
+
+TASK = "sequence"
 
 OFFICIAL_EPOCHS, OFFICIAL_WARMUP, OFFICIAL_STEPS = 170, 20, (70, 120)
 
 
 @dataclass
 class SequenceConfig:
+    task: str = TASK
     backbone: str = "resnet50"
     subset: str = "facial_components"
     pretrained_backbone: str | None = None
@@ -49,15 +53,26 @@ class SequenceTask(pl.LightningModule):
         self.save_hyperparameters(asdict(self.cfg))  # plain types: the checkpoint loads with weights_only
         self.model = create_model("seqfakeformer", backbone=self.cfg.backbone,
                                   pretrained_backbone=self.cfg.pretrained_backbone, **self.cfg.extra)
+        self.normalize = ImageNormalize.from_cfg(self.model.pretrained_cfg)
         self.val_metric = SequenceAccuracy()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model.generate(images)
+        """(B, 5) predicted edit sequences (greedy decoding) for uint8 or 0–1 float images."""
+        return self.model.generate(self.normalize(images))
 
     def _loss(self, images, labels):
         inputs, targets = decoder_io(labels)
-        logits = self.model(images, inputs)
+        logits = self.model(self.normalize(images), inputs)
         return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=PAD)
+
+    def example_batch(self, batch_size: int, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        """Images and full-length edit sequences, shaped like the training data's (for ``--batch-size auto``)."""
+        size = self.cfg.image_size
+        images = torch.randint(0, 256, (batch_size, 3, size, size), dtype=torch.uint8, device=device)
+        return images, torch.randint(1, 6, (batch_size, MAX_EDITS), device=device)
+
+    def training_loss(self, batch) -> torch.Tensor:
+        return self._loss(*batch)
 
     def training_step(self, batch, batch_idx):
         images, labels = batch
@@ -69,7 +84,7 @@ class SequenceTask(pl.LightningModule):
     def validation_step(self, batch, batch_idx):
         images, labels = batch
         self.log("val/loss", self._loss(images, labels), on_epoch=True, sync_dist=True, batch_size=images.shape[0])
-        self.val_metric.update(self.model.generate(images), labels)
+        self.val_metric.update(self(images), labels)
 
     def on_validation_epoch_end(self) -> None:
         result = self.val_metric.compute()
@@ -118,16 +133,6 @@ class BestAdaptive(ModelCheckpoint):
         super().setup(trainer, pl_module, stage)
 
 
-def load_sequence_model(path: str | Path) -> tuple[torch.nn.Module, dict]:
-    """A trained SeqFakeFormer (eval mode) and its task configuration, from a ``train sequence`` checkpoint."""
-    ckpt = load_checkpoint_file(path)
-    hp = ckpt.get("hyper_parameters")
-    if not isinstance(hp, dict) or "backbone" not in hp or "state_dict" not in ckpt:
-        raise WeightsError(f"{path}: not a `train sequence` checkpoint (no hyper_parameters/state_dict)")
-    model = create_model("seqfakeformer", backbone=hp["backbone"], **hp.get("extra", {}))
-    state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        raise WeightsError(f"{path}: weights do not fit seqfakeformer({hp['backbone']}): {e}") from None
-    return model.eval(), hp
+def load(path: str | Path) -> SequenceTask:
+    """A trained SeqFakeFormer task (eval mode) from a ``train sequence`` checkpoint or ``best.safetensors``."""
+    return load_task(path, SequenceTask, TASK)

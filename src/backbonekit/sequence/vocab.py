@@ -8,18 +8,13 @@ from __future__ import annotations
 from typing import Sequence
 
 from backbonekit.errors import ConfigError
+from backbonekit.models.captions import EOS, MAX_EDITS, NUM_POSITIONS, PAD, SOS, VOCAB_SIZE  # noqa: F401 (re-export)
 
-MAX_EDITS = 5
+from backbonekit.sequence.subsets import SUBSETS  # noqa: F401 (re-export)
+
 NUM_EDIT_TYPES = 5  # ids 1..5 in both subsets
-SOS, EOS, PAD = 0, 6, 7  # SOS shares id 0 with NA: it is only ever the first decoder input, never a target
-VOCAB_SIZE = 8
-NUM_POSITIONS = MAX_EDITS + 1  # decoder length: SOS + 5 edits (targets: 5 edits + EOS)
 ORIGINAL = "original"
 
-SUBSETS: dict[str, tuple[str, ...]] = {
-    "facial_components": ("NA", "nose", "eye", "eyebrow", "lip", "hair"),
-    "facial_attributes": ("NA", "Bangs", "Eyeglasses", "Beard", "Smiling", "Young"),
-}
 
 
 def edit_names(subset: str) -> tuple[str, ...]:

@@ -301,7 +301,7 @@ def _run_detector_bench(name: str, vs: str, batch_size: int, image_size: int | N
         raise ConfigError("detectors are benchmarked in predict mode (network, decoding, NMS); --train is not "
                           "supported for them")
     if image_size is None:
-        from backbonekit.detection.efficientdet import CONFIGS
+        from backbonekit.models.efficientdet import CONFIGS
 
         image_size = CONFIGS[name.removeprefix("efficientdet_")].image_size[0]
     x = torch.randn(batch_size, 3, image_size, image_size, generator=torch.Generator().manual_seed(1))
@@ -323,7 +323,7 @@ def _run_detector_bench(name: str, vs: str, batch_size: int, image_size: int | N
 
 
 def render(results: list[BenchResult]) -> None:
-    from backbonekit.tools.console import make_console
+    from backbonekit.io.console import make_console
     from rich.table import Table
 
     table = Table(title=f"images/s, best of alternating rounds (medians in brackets), {torch.get_num_threads()} threads")

@@ -10,6 +10,9 @@ def add_commands(verbs: dict) -> None:
     top = verbs["_top"]
     p = top.add_parser("models", help="list the registered models")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style pattern, e.g. 'efficientnet_b*'")
+    p.add_argument("--table", action="store_true",
+                   help="the survey: layers, parameters, GFLOPs, measured images/s and feature levels at each "
+                        "classifier's default size")
     p.set_defaults(func=cmd_models)
 
     p = top.add_parser("summary", help="per-layer table, parameters, FLOPs and memory of a model")
@@ -43,19 +46,30 @@ def add_commands(verbs: dict) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from backbonekit.tools.console import make_console
     from rich.table import Table
 
-    from backbonekit.models.registry import create_model, list_models
+    from backbonekit.errors import ConfigError
+    from backbonekit.io.console import make_console
+    from backbonekit.models.registry import create_model, default_cfg, list_models
 
-    table = Table("model", "params", "resolution", "feature channels")
-    for name in list_models(args.pattern):
-        if name in ("efficientnet_custom",) and not fnmatch.fnmatch(name, args.pattern.rstrip("*") or "*"):
-            continue
+    names = [n for n in list_models(args.pattern)
+             # efficientnet_custom(phi) is a family, not one model: listed when asked for by name.
+             if n != "efficientnet_custom" or args.pattern == n]
+    if not names:
+        raise ConfigError(f"no model matches {args.pattern!r}; `backbonekit models` lists them all")
+    if args.table:
+        from backbonekit.tools.survey import render_survey, survey_rows
+
+        render_survey(survey_rows([n for n in names if default_cfg(n)["task"] == "classify"]))
+        return 0
+    table = Table("model", "task", "params", "input", "feature channels")
+    for name in names:
+        cfg = default_cfg(name)
         model = create_model(name)
-        table.add_row(name, f"{sum(p.numel() for p in model.parameters()):,}",
-                      str(model.pretrained_cfg["input_size"][-1]),
-                      " ".join(str(i["num_chs"]) for i in model.feature_info))
+        # Detectors and sequence models: the channels of the backbone levels they read.
+        info = getattr(model, "feature_info", None) or getattr(getattr(model, "backbone", None), "feature_info", [])
+        table.add_row(name, cfg["task"], f"{sum(p.numel() for p in model.parameters()):,}",
+                      "×".join(map(str, cfg["input_size"][1:])), " ".join(str(i["num_chs"]) for i in info))
     make_console().print(table)
     return 0
 
@@ -91,21 +105,3 @@ def cmd_bench(args: argparse.Namespace) -> int:
     else:
         render([result])
     return 0
-
-
-def run_parity_demo() -> int:
-    """Summary of ResNet-50 and a check that it reproduces torchvision's outputs on torchvision's weights."""
-    import torch
-    import torchvision
-
-    from backbonekit.models.registry import create_model
-    from backbonekit.tools.summary import render, summarize
-
-    peer = torchvision.models.resnet50().eval()
-    ours = create_model("resnet50", pretrained=peer.state_dict()).eval()
-    render(summarize(ours, (3, 224, 224)), max_rows=12)
-    x = torch.randn(2, 3, 224, 224)
-    with torch.inference_mode():
-        diff = (ours(x) - peer(x)).abs().max().item()
-    print(f"resnet50 vs torchvision on the same weights: max |diff| = {diff:.2e}")
-    return 0 if diff <= 1e-4 else 1

@@ -1,7 +1,7 @@
 """``backbonekit export``: a trained detector or classifier checkpoint → one ONNX file, checked in onnxruntime.
 
-Which task a checkpoint belongs to is read from the file (a ``train detect`` or ``train classify`` run's ``.ckpt``
-or ``best.safetensors``). What the graphs contain is documented in ``backbonekit.detection.export``.
+The task is the one the file records (``backbonekit.tasks``); each task owns its graph (``detection/export.py``,
+``classification/export.py``), the exporting itself is shared (``io/onnx_export.py``).
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--format", default="onnx", help="onnx (the only one so far)")
     p.add_argument("--out", help="file to write (default: beside the checkpoint, <stem>.onnx)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
-    p.add_argument("--input-dtype", default="uint8", help="uint8 or float32 images, both 0–255")
+    p.add_argument("--input-dtype", default="uint8", help="uint8 (0–255) or float32 (0–1) images")
     p.add_argument("--score-threshold", type=float, default=None,
                    help="detector: detections kept, frozen into the graph (default: the checkpoint's, 0.001)")
     p.add_argument("--max-detections", type=int, default=None,
@@ -34,24 +34,31 @@ def add_commands(verbs: dict) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from backbonekit.detection import export
     from backbonekit.errors import ConfigError
+    from backbonekit.io.onnx_export import DEFAULT_OPSET
+    from backbonekit.tasks import load_trained
 
     if args.format not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {args.format!r}")
     checkpoint = Path(args.checkpoint)
     out = Path(args.out) if args.out else checkpoint.with_suffix(".onnx")
-    opset = export.DEFAULT_OPSET if args.opset is None else args.opset
-    kind, trained = load_for_export(checkpoint)
+    opset = DEFAULT_OPSET if args.opset is None else args.opset
+    kind, trained = load_trained(checkpoint)
     if kind == "detect":
-        result = export.export_detector_onnx(trained, out, opset, score_threshold=args.score_threshold,
+        from backbonekit.detection.export import export_detector_onnx
+
+        result = export_detector_onnx(trained, out, opset, score_threshold=args.score_threshold,
                                              max_detections=args.max_detections, input_dtype=args.input_dtype)
         what = "detector: normalisation, EfficientDet, box decoding and per-class NMS in the graph"
-    else:
+    elif kind == "classify":
+        from backbonekit.classification.export import export_classifier_onnx
+
         if args.score_threshold is not None or args.max_detections is not None:
             raise ConfigError("--score-threshold and --max-detections apply to detectors only")
-        result = export.export_classifier_onnx(trained, out, opset, input_dtype=args.input_dtype)
+        result = export_classifier_onnx(trained, out, opset, input_dtype=args.input_dtype)
         what = "classifier: normalisation, network, softmax in the graph"
+    else:
+        raise ConfigError(f"{checkpoint}: ONNX export of `{kind}` models is not supported yet (detect, classify)")
     print(f"wrote {result.path} ({result.path.stat().st_size / 1e6:.1f} MB, opset {result.opset}; {what})")
     for role, values in (("input", result.inputs), ("output", result.outputs)):
         for name, shape, dtype in values:
@@ -62,30 +69,6 @@ def cmd_export(args: argparse.Namespace) -> int:
         print("not checked: onnxruntime is not installed (pip install onnxruntime)")
         return 0
     return verify(kind, trained, result.path, args)
-
-
-def load_for_export(path: Path):
-    """("detect", DetectionTask) or ("classify", TrainedClassifier), told apart by what the file holds."""
-    from backbonekit.errors import WeightsError
-    from backbonekit.training.checkpoint_io import load_checkpoint_file
-    from backbonekit.weights import read_metadata
-
-    if path.suffix == ".safetensors":
-        meta = read_metadata(path)
-        is_detector, is_classifier = "detect_config" in meta, "class_names" in meta
-    else:
-        hp = load_checkpoint_file(path).get("hyper_parameters")
-        hp = hp if isinstance(hp, dict) else {}
-        is_detector, is_classifier = "box_loss_weight" in hp, "model" in hp and "class_names" in hp
-    if is_detector:
-        from backbonekit.detection.checkpoint import load_detector
-
-        return "detect", load_detector(path)
-    if is_classifier:
-        from backbonekit.classification.checkpoint import load_classifier
-
-        return "classify", load_classifier(path)
-    raise WeightsError(f"{path}: not a `train detect` or `train classify` checkpoint")
 
 
 def verify(kind: str, trained, path: Path, args: argparse.Namespace) -> int:
@@ -125,9 +108,10 @@ def detections_agree(diff: dict, box_tolerance: float) -> bool:
 
 
 def check_classifier(trained, path: Path, args: argparse.Namespace) -> bool:
-    from backbonekit.detection.export import verify_classifier_onnx
+    from backbonekit.classification.export import verify_classifier_onnx
 
-    images = shape_images((trained.image_size, trained.image_size), args.input_dtype)
+    size = trained.cfg.image_size
+    images = shape_images((size, size), args.input_dtype)
     diff = verify_classifier_onnx(trained, path, images)
     print(f"onnxruntime vs PyTorch on {len(images)} synthetic images: max |Δlogit| "
           f"{diff['max_logit_diff']:.2e} (logits up to {diff['max_logit']:.2e}), max |Δprobability| "
@@ -139,8 +123,9 @@ def shape_images(image_size: tuple[int, int], input_dtype: str):
     """``data synth shapes`` images (real-looking content, unlike noise) as a (B, 3, H, W) batch."""
     import torch
 
-    from backbonekit.detection.export import INPUT_DTYPES
     from backbonekit.detection.synth import synth_image
+    from backbonekit.io.onnx_export import INPUT_DTYPES
 
     arrays = [synth_image(0, i, image_size, dont_care=False)[0] for i in range(VERIFY_IMAGES)]
-    return torch.stack([torch.from_numpy(a).permute(2, 0, 1) for a in arrays]).to(INPUT_DTYPES[input_dtype])
+    images = torch.stack([torch.from_numpy(a).permute(2, 0, 1) for a in arrays])
+    return images if input_dtype == "uint8" else images.to(INPUT_DTYPES[input_dtype]) / 255

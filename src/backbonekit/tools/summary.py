@@ -95,7 +95,7 @@ def _flatten(output):
 
 def render(summary: Summary, max_rows: int | None = None) -> None:
     """Print the summary as a rich table followed by the totals."""
-    from backbonekit.tools.console import make_console
+    from backbonekit.io.console import make_console
     from rich.table import Table
 
     table = Table(title=f"{summary.model_name}  input {tuple(summary.input_size)}", show_lines=False)

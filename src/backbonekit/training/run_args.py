@@ -1,11 +1,16 @@
-"""The command-line options every ``train TASK`` command shares (devices, precision, run folder, resume, progress),
+"""The command-line options every ``train TASK`` command shares (batch size, devices, precision, run folder, resume,
+progress),
 and the engine settings they make."""
 from __future__ import annotations
 
 import argparse
 
 
-def add_run_arguments(p: argparse.ArgumentParser) -> None:
+def add_run_arguments(p: argparse.ArgumentParser, batch_size: int = 32) -> None:
+    p.add_argument("--batch-size", default=str(batch_size),
+                   help="a number, or 'auto' to pick the largest that fits memory")
+    p.add_argument("--max-memory", help="with --batch-size auto on CPU: memory budget, e.g. 4GB")
+    p.add_argument("--memory-fraction", type=float, default=0.6, help="with --batch-size auto on CUDA")
     p.add_argument("--precision", default="32", choices=("32", "bf16-mixed", "16-mixed"))
     p.add_argument("--devices", default="1", help="number of devices (or 'auto')")
     p.add_argument("--accelerator", default="auto", help="cpu, gpu, auto")

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 import backbonekit as bk
-from backbonekit.detection import efficientdet as ed  # registers efficientdet_d0…d7
-from backbonekit.detection.anchors import flatten_level_outputs
-from backbonekit.detection.bifpn import bifpn_nodes
+from backbonekit.models import efficientdet as ed  # registers efficientdet_d0…d7
+from backbonekit.models.anchors import flatten_level_outputs
+from backbonekit.models.bifpn import bifpn_nodes
 from backbonekit.errors import ConfigError
 from parity_helpers import TOL, calibrate_bn
 

@@ -10,10 +10,10 @@ import torch
 import torch.nn as nn
 
 from backbonekit.models.backbone import create_backbone
-from backbonekit.models.registry import register_model
-from backbonekit.sequence.captions import causal_mask, padding_mask, tokens_to_labels
-from backbonekit.sequence.transformer import MLP, PositionEmbeddingSine, Transformer
-from backbonekit.sequence.vocab import EOS, MAX_EDITS, NUM_POSITIONS, PAD, SOS, VOCAB_SIZE
+from backbonekit.models.captions import (EOS, MAX_EDITS, NUM_POSITIONS, PAD, SOS, VOCAB_SIZE, causal_mask, padding_mask,
+                                         tokens_to_labels)
+from backbonekit.models.registry import imagenet_cfg, register_model
+from backbonekit.models.transformer import MLP, PositionEmbeddingSine, Transformer
 
 
 class TokenEmbedding(nn.Module):
@@ -41,9 +41,6 @@ class SeqFakeFormer(nn.Module):
         self.transformer = Transformer(dim, heads, num_encoder_layers, num_decoder_layers, ffn_dim, dropout)
         self.embed = TokenEmbedding(dim, num_classes, NUM_POSITIONS, dropout)
         self.head = MLP(dim, 512, num_classes, 3)
-        # The registry's shared surface (``backbonekit models`` / ``summary`` read these): the official input.
-        self.pretrained_cfg = {"input_size": (3, 256, 256), "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5),
-                               "interpolation": "bilinear", "crop_pct": 1.0}
         self.feature_info = backbone.feature_info[-1:]  # the level the transformer reads
 
     def encode(self, images: torch.Tensor, mask: torch.Tensor | None = None) -> dict:
@@ -114,7 +111,9 @@ def _default_level(backbone: str) -> int | None:
     return 7 if "efficientnet" in backbone else None
 
 
-@register_model
+# The official training normalises with 0.5/0.5 whatever the backbone.
+@register_model(cfg=imagenet_cfg(256, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), crop_pct=1.0, classifier=None,
+                                 task="sequence"))
 def seqfakeformer(backbone: str = "resnet50", num_classes: int = VOCAB_SIZE, *, out_index: int | None = None,
                   dilation: bool | None = None, frozen_bn: bool = False, trainable_stages: int | None = None,
                   pretrained_backbone=None, **kwargs) -> SeqFakeFormer:

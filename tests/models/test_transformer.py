@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from backbonekit.sequence.transformer import (Attention, DecoderLayer, PositionEmbeddingSine, Transformer,
+from backbonekit.models.transformer import (Attention, DecoderLayer, PositionEmbeddingSine, Transformer,
                                                feature_grid, seca_bias)
 
 

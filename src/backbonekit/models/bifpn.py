@@ -1,6 +1,6 @@
 """BiFPN (Tan, Pang, Le 2020): repeated top-down + bottom-up fusion of P3…P7 with learned per-input weights.
 
-Built like effdet's ``tf_efficientdet_*`` (REFERENCE §2), so its weights load (see ``efficientdet_weights``):
+Built like effdet's ``tf_efficientdet_*`` , so its weights load (see the converter in ``efficientdet.py``):
 - P6, P7 come from the last backbone map: 1×1 conv + BN if its width differs from the BiFPN's, then a 3×3/2 max-pool;
 - every node resamples each input on its own (1×1 conv + BN where widths differ, nearest upsampling from the level
   above or 3×3/2 max-pool from the level below), fuses them, then SiLU → separable conv → BN (pre-activation, as TF);

@@ -1,4 +1,4 @@
-"""Teacher forcing: a label becomes a caption, the caption becomes the decoder's input and target.
+"""SeqFakeFormer's tokens, and teacher forcing: a label becomes a caption, the caption the decoder's input and target.
 
 ``[1, 2, 4, 0, 0]`` → caption ``[SOS, 1, 2, 4, EOS, PAD, PAD]`` = ``[0, 1, 2, 4, 6, 7, 7]``;
 input = caption[:-1] with EOS replaced by PAD (EOS is only ever predicted, never read) = ``[0, 1, 2, 4, 7, 7]``;
@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import torch
 
-from backbonekit.sequence.vocab import EOS, MAX_EDITS, PAD, SOS
+MAX_EDITS = 5
+SOS, EOS, PAD = 0, 6, 7  # SOS shares id 0 with NA: it is only ever the first decoder input, never a target
+VOCAB_SIZE = 8
+NUM_POSITIONS = MAX_EDITS + 1  # decoder length: SOS + 5 edits (targets: 5 edits + EOS)
 
 
 def build_captions(labels: torch.Tensor) -> torch.Tensor:

@@ -1,25 +1,27 @@
-"""EfficientDet D0–D7: backbone → BiFPN (P3…P7) → class and box nets shared across levels (REFERENCE §2).
+"""EfficientDet D0–D7: backbone → BiFPN (P3…P7) → class and box nets shared across levels (Tan, Pang, Le 2020).
 
 Configured as effdet's ``tf_efficientdet_dX`` (TF "SAME" padding, the bias TF keeps before every BN), so effdet
-weights load and give its outputs (``efficientdet_weights``). Any backbonekit backbone can replace the EfficientNet:
+weights load and give its outputs (the converter at the end of this file). Any backbonekit backbone can replace the EfficientNet:
 ``create_model("efficientdet_d0", num_classes=3, backbone="resnet50")``; config fields are keyword overrides:
 ``create_model("efficientdet_d0", image_size=(384, 1280), fusion="softmax")``.
 """
 from __future__ import annotations
 
 import math
+import re
+import warnings
 from dataclasses import dataclass, fields, replace
 
 import torch
 import torch.nn as nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from backbonekit.detection import efficientdet_weights  # noqa: F401  (registers effdet's weight layout)
-from backbonekit.detection.anchors import AnchorConfig, Anchors, flatten_level_outputs
-from backbonekit.detection.bifpn import BiFPN, BiFPNConfig, SeparableConv2d
-from backbonekit.errors import ConfigError
+from backbonekit import weights
+from backbonekit.errors import ConfigError, WeightsError
+from backbonekit.models.anchors import AnchorConfig, Anchors, flatten_level_outputs
 from backbonekit.models.backbone import Backbone, freeze_batch_norm
-from backbonekit.models.registry import create_model, register_model
+from backbonekit.models.bifpn import BiFPN, BiFPNConfig, SeparableConv2d, bifpn_nodes
+from backbonekit.models.registry import create_model, default_cfg, imagenet_cfg, register_model
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ class EfficientDetConfig:
                             self.anchor_scale)
 
 
-# The paper's table (REFERENCE §2). D6 and D7 fuse by plain sum, which effdet uses for training stability.
+# The paper's table. D6 and D7 fuse by plain sum, which effdet uses for training stability.
 CONFIGS = {
     "d0": EfficientDetConfig((512, 512), "tf_efficientnet_b0", 64, 3, 3),
     "d1": EfficientDetConfig((640, 640), "tf_efficientnet_b1", 88, 4, 3),
@@ -134,8 +136,10 @@ class EfficientDet(nn.Module):
         self.class_net = HeadNet(config.fpn_channels, num_classes, num_anchors, config.head_repeats, num_levels, bifpn)
         self.box_net = HeadNet(config.fpn_channels, 4, num_anchors, config.head_repeats, num_levels, bifpn)
         self._init_heads()
+        # The input statistics are the backbone's (EfficientNet-Lite: 0.5/0.5), the size the detector's.
         body_cfg = getattr(getattr(self.backbone, "body", None), "pretrained_cfg", {})
-        self.pretrained_cfg = {**body_cfg, "input_size": (3, *config.image_size)}
+        self.pretrained_cfg = {**{k: body_cfg[k] for k in ("mean", "std") if k in body_cfg},
+                               "input_size": (3, *config.image_size)}
 
     def _init_heads(self) -> None:
         # TF's variance scaling (std √(1/fan_in)); the class bias makes every anchor start at p = 0.01, so the
@@ -172,6 +176,13 @@ def efficientdet(variant: str, num_classes: int = 90, backbone: str | nn.Module 
     return EfficientDet(config, num_classes, backbone, pretrained_backbone, frozen_bn)
 
 
+def detector_cfg(config: EfficientDetConfig) -> dict:
+    """A variant's registry entry: its input size, its backbone's input statistics, no classifier."""
+    backbone = default_cfg(config.backbone)
+    return imagenet_cfg(config.image_size, mean=backbone["mean"], std=backbone["std"], crop_pct=1.0,
+                        classifier=None, task="detect")
+
+
 def _register_variants() -> None:
     for variant in CONFIGS:
         def constructor(_v=variant, **kwargs) -> EfficientDet:
@@ -179,7 +190,79 @@ def _register_variants() -> None:
 
         constructor.__name__ = f"efficientdet_{variant}"
         constructor.__doc__ = f"EfficientDet-{variant.upper()} (effdet's tf_efficientdet_{variant} layout)"
-        register_model(constructor)
+        register_model(constructor, cfg=detector_cfg(CONFIGS[variant]))
 
 
 _register_variants()
+
+
+# ------------------------------------------------------------------------------------------ effdet weights
+# effdet (rwightman/efficientdet-pytorch) state dicts → our EfficientDet names, so effdet users keep their weights.
+#
+#     backbone.conv_stem… / blocks.s.j…                     → backbone.body.… (the timm EfficientNet renaming)
+#     fpn.resample.{L}.conv.{conv,bn}.…                      → fpn.extra.{L - backbone maps}.{conv,bn}.…
+#     fpn.cell.r.fnode.n.combine.resample.{id}.conv.{conv,bn} → fpn.cells.r.nodes.n.resample.{position of id}.{conv,bn}
+#     fpn.cell.r.fnode.n.combine.edge_weights                → fpn.cells.r.nodes.n.weights
+#     fpn.cell.r.fnode.n.after_combine.conv.{conv_dw,conv_pw,bn} → fpn.cells.r.nodes.n.conv.{dw,pw,bn}
+#     {class,box}_net.conv_rep.i.{conv_dw,conv_pw}           → {class,box}_net.convs.i.{dw,pw}
+#     {class,box}_net.bn_rep.i.level.bn.…  (or level-first bn_rep.level.i.…) → {class,box}_net.norms.level.i.…
+#     {class,box}_net.predict.{conv_dw,conv_pw}              → {class,box}_net.predict.{dw,pw}
+#
+# A class net trained for another class count keeps the model's own fresh predictor (with a warning): fine-tuning
+# COCO weights on KITTI then needs no manual surgery.
+
+SIGNATURE = "class_net.conv_rep.0.conv_dw.weight"  # present in every effdet model, absent from ours
+_SEPARABLE = {"conv_dw": "dw", "conv_pw": "pw", "bn": "bn"}
+
+
+def convert_effdet_state_dict(sd: weights.StateDict, model: nn.Module) -> weights.StateDict:
+    if not hasattr(model, "fpn") or not hasattr(model, "class_net"):
+        raise WeightsError(f"these are effdet EfficientDet weights; "
+                           f"{getattr(model, 'model_name', type(model).__name__)} is not an EfficientDet")
+    num_inputs = len(model.backbone.channels)
+    spec = bifpn_nodes(model.fpn.config.num_levels)
+    backbone = {k[len("backbone."):]: v for k, v in sd.items() if k.startswith("backbone.")}
+    out = {f"backbone.body.{k}": v for k, v in weights.convert_state_dict(backbone, model.backbone.body).items()}
+    for key, value in sd.items():
+        if key.startswith("backbone."):
+            continue
+        out[_rename(key, num_inputs, spec)] = value
+    _keep_own_predictor_if_different(out, model)
+    return out
+
+
+def _rename(key: str, num_inputs: int, spec) -> str:
+    if m := re.fullmatch(r"fpn\.resample\.(\d+)\.conv\.(conv|bn)\.(\w+)", key):
+        return f"fpn.extra.{int(m[1]) - num_inputs}.{m[2]}.{m[3]}"
+    if m := re.fullmatch(r"fpn\.cell\.(\d+)\.fnode\.(\d+)\.(.+)", key):
+        r, n, rest = m[1], int(m[2]), m[3]
+        node = f"fpn.cells.{r}.nodes.{n}"
+        if m := re.fullmatch(r"combine\.resample\.(\d+)\.conv\.(conv|bn)\.(\w+)", rest):
+            return f"{node}.resample.{spec[n][1].index(int(m[1]))}.{m[2]}.{m[3]}"
+        if rest == "combine.edge_weights":
+            return f"{node}.weights"
+        if m := re.fullmatch(r"after_combine\.conv\.(conv_dw|conv_pw|bn)\.(\w+)", rest):
+            return f"{node}.conv.{_SEPARABLE[m[1]]}.{m[2]}"
+    if m := re.fullmatch(r"(class_net|box_net)\.(conv_rep|predict)\.(?:(\d+)\.)?(conv_dw|conv_pw)\.(\w+)", key):
+        where = f"convs.{m[3]}" if m[2] == "conv_rep" else "predict"
+        return f"{m[1]}.{where}.{_SEPARABLE[m[4]]}.{m[5]}"
+    if m := re.fullmatch(r"(class_net|box_net)\.bn_rep\.(\d+)\.(\d+)\.bn\.(\w+)", key):  # repeat-first (default)
+        return f"{m[1]}.norms.{m[3]}.{m[2]}.{m[4]}"
+    if m := re.fullmatch(r"(class_net|box_net)\.bn_rep\.(\d+)\.(\d+)\.(\w+)", key):  # head_bn_level_first=True
+        return f"{m[1]}.norms.{m[2]}.{m[3]}.{m[4]}"
+    return key  # unknown: load_weights reports it as unexpected
+
+
+def _keep_own_predictor_if_different(sd: weights.StateDict, model: nn.Module) -> None:
+    own = model.state_dict()
+    keys = ("class_net.predict.pw.weight", "class_net.predict.pw.bias")
+    if all(k in sd for k in keys) and sd[keys[0]].shape != own[keys[0]].shape:
+        warnings.warn(f"effdet class net predicts {sd[keys[1]].numel() // model.anchor_config.num_anchors} classes, "
+                      f"the model {model.num_classes}: the class predictor keeps its fresh initialisation",
+                      stacklevel=4)
+        for k in keys:
+            sd[k] = own[k]
+
+
+# Registering the layout makes create_model("efficientdet_d0", pretrained=effdet_state_dict_or_file) work.
+weights.register_layout(SIGNATURE, "effdet EfficientDet", convert_effdet_state_dict)

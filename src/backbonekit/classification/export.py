@@ -1,0 +1,44 @@
+"""ONNX export of a trained classifier: ``images`` (B, 3, S, S), uint8 0–255 (or float32 0–1), already resized and
+centre-cropped as ``predict classify`` does → normalisation (the task's own) → ``logits`` and ``probabilities``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from backbonekit.io.onnx_export import DEFAULT_OPSET, ExportResult, example_images, export_module, run_onnx
+
+CLASSIFIER_OUTPUTS = ("logits", "probabilities")
+
+
+class ClassifierForExport(nn.Module):
+    """A trained ``ClassificationTask`` as logits and probabilities of its input images."""
+
+    def __init__(self, task):
+        super().__init__()
+        self.task = task
+
+    def forward(self, images: torch.Tensor):
+        logits = self.task(images)
+        return logits, logits.softmax(-1)
+
+
+def export_classifier_onnx(trained, path: str | Path, opset: int = DEFAULT_OPSET,
+                           input_dtype: str = "uint8") -> ExportResult:
+    """Write a trained ``ClassificationTask`` as an ONNX file: images → logits and probabilities."""
+    wrapper = ClassifierForExport(trained).eval()
+    size = trained.cfg.image_size
+    example = example_images(2, (size, size), input_dtype)
+    return export_module(wrapper, example, path, opset, CLASSIFIER_OUTPUTS)
+
+
+def verify_classifier_onnx(trained, path: str | Path, images: torch.Tensor) -> dict:
+    with torch.no_grad():
+        logits, probabilities = ClassifierForExport(trained).eval()(images)
+    got_logits, got_probabilities = run_onnx(path, images)
+    return {"max_logit_diff": float(np.abs(got_logits - logits.numpy()).max()),
+            "max_logit": float(logits.abs().max()),
+            "max_probability_diff": float(np.abs(got_probabilities - probabilities.numpy()).max()),
+            "same_top1": bool((got_logits.argmax(1) == logits.numpy().argmax(1)).all())}

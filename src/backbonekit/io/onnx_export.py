@@ -1,0 +1,110 @@
+"""ONNX export of any module that takes images: torch's dynamo exporter with a dynamic batch, quiet, one
+self-contained file; the file's description; running it in onnxruntime. Each task wraps its own model
+(``detection/export.py``, ``classification/export.py``); the input contract is every task's: uint8 0–255 or
+float32 0–1 images (``nn/normalize.py``).
+
+Exporting needs ``onnx`` and ``onnxscript`` (``pip install 'backbonekit[export]'``: torch's dynamo-based exporter);
+checking the file needs ``onnxruntime``.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from backbonekit.errors import ConfigError
+
+# torch's dynamo exporter writes opset 18 at the lowest (asked for less, it writes 18 anyway): the default, since
+# older runtimes load it too.
+DEFAULT_OPSET = MIN_OPSET = 18
+INPUT_DTYPES = {"uint8": torch.uint8, "float32": torch.float32}
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    opset: int
+    inputs: list[tuple[str, list, str]]   # (name, shape with "batch" for the dynamic axis, element type)
+    outputs: list[tuple[str, list, str]]
+
+
+def example_images(batch: int, image_size: tuple[int, int], input_dtype: str = "uint8") -> torch.Tensor:
+    """Random images in the input contract's range for ``input_dtype``: uint8 0–255, float32 0–1."""
+    if input_dtype not in INPUT_DTYPES:
+        raise ConfigError(f"--input-dtype must be one of {', '.join(INPUT_DTYPES)}, got {input_dtype!r}")
+    images = torch.randint(0, 256, (batch, 3, *image_size), generator=torch.Generator().manual_seed(0))
+    return images.to(torch.uint8) if input_dtype == "uint8" else images.to(INPUT_DTYPES[input_dtype]) / 255
+
+
+def export_module(wrapper: nn.Module, example: torch.Tensor, path, opset: int, output_names, translations=None):
+    require("onnx", "onnxscript")
+    if opset < MIN_OPSET:
+        raise ConfigError(f"--opset must be at least {MIN_OPSET} (torch's ONNX exporter), got {opset}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    # The exporter narrates each stage on stdout and warns about its own internals; the CLI prints its summary.
+    with _quiet(), torch.no_grad():
+        program = torch.onnx.export(wrapper, (example,), dynamo=True, opset_version=opset, input_names=["images"],
+                                    output_names=list(output_names), dynamic_shapes={"images": {0: batch}},
+                                    custom_translation_table=translations() if translations else None)
+        program.save(str(path), external_data=False)  # one self-contained file (weights < 2 GB)
+    return describe(path)
+
+
+@contextlib.contextmanager
+def _quiet():
+    loggers = [logging.getLogger(name) for name in ("onnx_ir", "onnxscript", "torch.onnx")]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        try:
+            for logger in loggers:
+                logger.setLevel(logging.ERROR)
+            yield
+        finally:
+            for logger, level in zip(loggers, levels):
+                logger.setLevel(level)
+
+
+def describe(path: str | Path) -> ExportResult:
+    """Inputs and outputs of an ONNX file as (name, shape, element type)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+
+    def values(infos):
+        return [(v.name, [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim],
+                 onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type).name) for v in infos]
+
+    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    return ExportResult(Path(path), opset, values(model.graph.input), values(model.graph.output))
+
+
+def require(*modules: str) -> None:
+    """Fail with one line, naming what installs them, when optional packages are missing: the ``export`` extra for
+    the exporter's, onnxruntime on its own (only the check runs it)."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        install = "onnxruntime" if missing == ["onnxruntime"] else "'backbonekit[export]'"
+        raise ConfigError(f"ONNX {'checking' if install == 'onnxruntime' else 'export'} needs "
+                          f"{' and '.join(missing)}: pip install {install}")
+
+
+def run_onnx(path: str | Path, images: torch.Tensor) -> list[np.ndarray]:
+    """The ONNX file's outputs for ``images`` on onnxruntime's CPU provider."""
+    require("onnxruntime")
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()  # as many threads as PyTorch is allowed, no more
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return session.run(None, {"images": images.numpy()})

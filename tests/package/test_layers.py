@@ -1,0 +1,88 @@
+"""The package's layering, read from its source: every import (module level or inside a function) goes from a
+higher layer to a lower one, never sideways between two task folders, and no chain of imports comes back to where it
+started.
+
+    cli                               5
+    tools/                            4   (commands over any model or task)
+    tasks.py                          3.5 (the tasks by name: what a checkpoint records → its load())
+    classification/ detection/ sequence/   3   (tasks: never import each other)
+    models/, training/                2
+    nn/, weights.py, io/              1
+    errors.py                         0
+"""
+import ast
+from pathlib import Path
+
+import backbonekit
+
+ROOT = Path(backbonekit.__file__).parent
+LAYERS = {"errors": 0, "nn": 1, "weights": 1, "io": 1, "models": 2, "training": 2, "classification": 3,
+          "detection": 3, "sequence": 3, "tasks": 3.5, "tools": 4, "cli": 5}
+
+
+def _module_name(path: Path) -> str:
+    parts = ["backbonekit", *path.relative_to(ROOT).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names}  # `from pkg import module`
+    return {name for name in found if name.startswith("backbonekit.")}
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = {_module_name(p): p for p in ROOT.rglob("*.py")}
+    return {name: {i for i in _imports(path) if i in modules and i != name} for name, path in modules.items()}
+
+
+def _area(module: str) -> str:
+    return module.split(".")[1] if "." in module else "__init__"
+
+
+def test_every_area_has_a_layer():
+    assert {_area(m) for m in _graph()} - {"__init__"} <= set(LAYERS)
+
+
+def test_imports_go_down_the_layers_and_never_between_tasks():
+    wrong = []
+    for module, imports in _graph().items():
+        if _area(module) == "__init__":
+            continue
+        for target in imports:
+            a, b = _area(module), _area(target)
+            if a != b and (b == "__init__" or LAYERS[b] >= LAYERS[a]):
+                wrong.append(f"{module} → {target} (layer {LAYERS[a]} → {LAYERS.get(b, '?')})")
+    assert not wrong, "imports against the layering:\n" + "\n".join(sorted(wrong))
+
+
+def test_no_import_cycle():
+    graph, state, cycles = _graph(), {}, []
+
+    def visit(node, stack):
+        state[node] = "open"
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                cycles.append(" → ".join(stack[stack.index(nxt):] + [nxt]))
+            elif nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+def test_the_command_line_parses_without_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from backbonekit.cli import build_parser; build_parser(); "
+            "sys.exit(1 if 'torch' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
