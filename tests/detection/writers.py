@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-# REFERENCE §3's example lines, and the other kinds a real label file holds.
+# The KITTI readme's example lines, and the other kinds a real label file holds.
 CAR = "Car 0.00 0 -1.58 587.01 173.33 614.12 200.12 1.65 1.67 3.64 -0.65 1.71 46.70 -1.59"
 DONTCARE = "DontCare -1 -1 -10 503.89 169.71 590.61 190.13 -1 -1 -1 -1000 -1000 -1000 -10"
 VAN = "Van 0.27 1 2.04 0.00 160.00 120.50 260.70 2.10 1.90 5.00 -8.00 1.80 10.00 1.40"

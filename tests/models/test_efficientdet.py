@@ -83,7 +83,7 @@ def test_other_fusions_match_effdet(fusion, fpn_name):
 
 
 def test_non_tf_variant_matches_effdet_efficientdet_d0():
-    # Symmetric padding and no bias before BN: effdet's own-trained efficientdet_d0 (REFERENCE: 3,877,763).
+    # Symmetric padding and no bias before BN: effdet's own-trained efficientdet_d0 (effdet: 3,877,763).
     sd = calibrated_effdet_weights("efficientdet_d0")
     ours = bk.create_model("efficientdet_d0", backbone="efficientnet_b0", tf_same=False, conv_bias=False,
                            pretrained=sd).eval()
@@ -128,7 +128,7 @@ def test_resnet50_backbone_any_size():
 
 
 def test_configs_follow_the_paper_table():
-    table = {  # input, backbone, BiFPN channels, BiFPN repeats, head repeats (REFERENCE §2)
+    table = {  # input, backbone, BiFPN channels, BiFPN repeats, head repeats (the paper's table)
         "d0": (512, "b0", 64, 3, 3), "d1": (640, "b1", 88, 4, 3), "d2": (768, "b2", 112, 5, 3),
         "d3": (896, "b3", 160, 6, 4), "d4": (1024, "b4", 224, 7, 4), "d5": (1280, "b5", 288, 7, 4),
         "d6": (1280, "b6", 384, 8, 5), "d7": (1536, "b6", 384, 8, 5)}

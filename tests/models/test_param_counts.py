@@ -1,4 +1,4 @@
-"""Parameter and state-dict entry counts equal the reference implementations' (REFERENCE §1)."""
+"""Parameter and state-dict entry counts equal the reference implementations' (torchvision, timm, efficientnet_pytorch)."""
 import pytest
 import torch
 

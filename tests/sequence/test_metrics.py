@@ -3,7 +3,7 @@ import torch
 
 from backbonekit.sequence.metrics import SequenceAccuracy, fixed_adaptive, sequence_scores
 
-# (pred, label, Fixed, Adaptive) — the worked examples of REFERENCE §4
+# (pred, label, Fixed, Adaptive) — the worked examples of the official metric (SeqDeepFake paper and code)
 EXAMPLES = [
     ([1, 2, 0, 0, 0], [1, 2, 4, 0, 0], (4, 5), (2, 3)),
     ([2, 1, 4, 0, 0], [1, 2, 4, 0, 0], (3, 5), (1, 3)),

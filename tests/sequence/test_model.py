@@ -1,4 +1,3 @@
-import time
 
 import pytest
 import torch
@@ -27,8 +26,8 @@ def small():
 
 
 @pytest.mark.parametrize("backbone,total,outside", [
-    ("resnet50", 27_212_138, 3_704_106),        # REFERENCE: 27.2M, 3.7M outside the backbone
-    ("efficientnet_b4", 21_187_186, 3_638_570),  # REFERENCE 23.0M counts lukemelas' unused 1792×1000 classifier
+    ("resnet50", 27_212_138, 3_704_106),        # the paper: 27.2M, 3.7M outside the backbone
+    ("efficientnet_b4", 21_187_186, 3_638_570),  # the paper's 23.0M counts lukemelas' unused 1792×1000 classifier
 ])
 def test_parameter_counts(backbone, total, outside):
     m = seqfakeformer(backbone)
@@ -71,10 +70,8 @@ def test_padded_batch_runs_masked(small):
 def test_batched_generate_equals_official_per_step_decoding(small):
     torch.manual_seed(1)
     x = torch.randn(8, 3, 64, 64) * torch.linspace(0.2, 3, 8)[:, None, None, None]
-    t = time.perf_counter()
     batched = small.generate(x)
-    t_batched = time.perf_counter() - t
     naive = torch.cat([small.generate_naive(x[i:i + 1]) for i in range(len(x))])
     assert torch.equal(batched, naive)
     assert len(set((batched != 0).sum(1).tolist())) >= 2  # sequences of different lengths end at different steps
-    assert batched.shape == (8, 5) and t_batched > 0
+    assert batched.shape == (8, 5)

@@ -9,7 +9,8 @@ from backbonekit.tools.bench import run_bench
 
 def test_bench_runs_both_models_on_the_same_weights():
     result = run_bench("resnet18", vs="torchvision", batch_size=1, image_size=64, rounds=1, iters=1, warmup=1)
-    assert result.ours_images_per_s > 0 and result.peer_images_per_s > 0 and result.ratio > 0
+    # Speeds are the benchmark's business (figures, not assertions); what a test can hold is that both computed the
+    # same function.
     assert result.max_abs_diff <= 1e-4
 
 
@@ -17,10 +18,11 @@ def test_bench_train_and_fused_inference():
     timm = pytest.importorskip("timm")  # noqa: F841
     train = run_bench("efficientnet_b0", vs="timm", batch_size=2, image_size=64, train=True, rounds=1, iters=1,
                       warmup=1)
-    assert train.mode == "train" and train.ratio > 0
+    assert train.mode == "train" and train.max_abs_diff <= 1e-4
     fused = run_bench("resnet18", batch_size=1, image_size=64, fuse=True, channels_last=True, rounds=1, iters=1,
                       warmup=1)
     assert fused.fused and fused.channels_last
+    assert fused.max_abs_diff <= 1e-4  # the folded, channels-last model against torchvision's
 
 
 def test_bench_bad_peer_and_options():
@@ -36,7 +38,7 @@ def test_cli_bench_json(capsys):
     assert main(["bench", "resnet18", "--batch-size", "1", "--image-size", "32", "--rounds", "1", "--iters", "1",
                  "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["model"] == "resnet18" and out["ratio"] > 0
+    assert out["model"] == "resnet18" and out["max_abs_diff"] <= 1e-4 and {"ratio", "median_ratio"} <= set(out)
 
 
 def test_cli_unknown_model_is_one_line(capsys):

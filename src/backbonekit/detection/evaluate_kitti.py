@@ -1,7 +1,7 @@
 """Official KITTI 2D detection AP (the object devkit's ``cpp/evaluate_object.cpp``, 2D boxes), in Python.
 
 It reproduces the devkit's numbers to rounding (checked against a build of the 2019 devkit on label sets made to hit
-every limit below). Per class and difficulty (REFERENCE §3):
+every limit below). Per class and difficulty:
 
 - ground truth counts at a difficulty when it is *taller than* the minimum height and within the occlusion and
   truncation limits, cumulative: Easy = height > 40 px, occlusion 0, truncation ≤ 0.15; Moderate = height > 25

@@ -1,6 +1,6 @@
 """KITTI 2D object detection: the label_2 / result file format, and a dataset of one training folder.
 
-File format (REFERENCE §3): one object per line, 15 space-separated fields, a 16th (score) only in result files::
+File format (KITTI object devkit readme): one object per line, 15 space-separated fields, a 16th (score) only in result files::
 
     type truncated occluded alpha left top right bottom height width length x y z rotation_y [score]
 

@@ -1,4 +1,4 @@
-"""EfficientDet's training loss: sigmoid focal loss for classes plus Huber loss for box codes (REFERENCE §2).
+"""EfficientDet's training loss: sigmoid focal loss for classes plus Huber loss for box codes (EfficientDet paper, effdet).
 
 Both are sums normalised by (number of positive anchors in the batch + 1) — the +1 keeps an image without objects
 finite — and the box loss, like effdet's and TF's, is also divided by 4 (a mean over the four code values), which is

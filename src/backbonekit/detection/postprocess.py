@@ -1,4 +1,4 @@
-"""From head outputs to detections: top candidates, decoding, class-wise NMS (REFERENCE §2, as effdet does it).
+"""From head outputs to detections: top candidates, decoding, class-wise NMS (as effdet does it).
 
 Per image: the ``max_candidates`` (5000) highest class logits over all anchors × classes, their boxes decoded and
 clipped to the image, sigmoid scores, those below ``score_threshold`` dropped, ``torchvision.ops.batched_nms`` per
