@@ -51,3 +51,34 @@ def test_cli_models_lists_the_families(capsys):
     assert main(["models", "resnet1*"]) == 0
     out = capsys.readouterr().out
     assert "resnet18" in out and "11,689,512" in out and "resnet101" in out
+
+
+def _subcommands(parser, prefix=()):
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield prefix + (name,)
+                yield from _subcommands(sub, prefix + (name,))
+
+
+def test_every_subcommand_has_help(capsys):
+    from backbonekit.cli import build_parser
+
+    commands = list(_subcommands(build_parser()))
+    assert ("train", "sequence") in commands and ("models",) in commands and ("export",) in commands
+    for words in commands:
+        with pytest.raises(SystemExit) as stop:
+            main([*words, "--help"])
+        assert stop.value.code == 0, words
+        assert "usage: backbonekit " + " ".join(words) in capsys.readouterr().out
+
+
+def test_models_lists_every_task(capsys):
+    """Regression: `models` crashed on detectors (no feature_info)."""
+    assert main(["models", "efficientdet_d0"]) == 0
+    assert main(["models", "seqfakeformer"]) == 0
+    out = capsys.readouterr().out
+    assert "efficientdet_d0" in out and "3,880,067" in out and "detect" in out and "sequence" in out
+    assert main(["models", "nothing*"]) == 2

@@ -58,9 +58,15 @@ def cmd_models(args: argparse.Namespace) -> int:
     if not names:
         raise ConfigError(f"no model matches {args.pattern!r}; `backbonekit models` lists them all")
     if args.table:
-        from backbonekit.tools.survey import render_survey, survey_rows
+        from backbonekit.tools.survey import survey_rows
 
-        render_survey(survey_rows([n for n in names if default_cfg(n)["task"] == "classify"]))
+        rows = survey_rows([n for n in names if default_cfg(n)["task"] == "classify"])
+        table = Table("model", "family", "input", "layers", "params", "GFLOPs", "images/s (b1)", "feature levels")
+        for r in rows:
+            speed = "—" if r["images_per_s"] is None else f"{r['images_per_s']:.1f}"
+            table.add_row(r["name"], r["family"], "×".join(map(str, r["input_size"])), str(r["layers"]),
+                          f"{r['params']:,}", f"{r['gflops']:.2f}", speed, r["levels"])
+        make_console().print(table)
         return 0
     table = Table("model", "task", "params", "input", "feature channels")
     for name in names:
