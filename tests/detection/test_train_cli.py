@@ -1,5 +1,6 @@
 """train / eval / predict detect end to end on tiny synthetic data in the true KITTI and COCO formats."""
 import json
+import re
 
 import pytest
 import torch
@@ -126,3 +127,20 @@ def test_bad_input_is_one_line(coco_shapes, tmp_path, capsys):
     assert main(["eval", "detect", "--checkpoint", str(bogus), "--data", str(coco_shapes)]) == 2
     assert "not a `backbonekit train` checkpoint" in capsys.readouterr().err
     assert main(["predict", "detect", "--checkpoint", str(bogus), str(tmp_path)]) == 2
+
+
+@pytest.mark.slow
+def test_batch_size_auto_under_a_memory_budget(coco_shapes, tmp_path, capsys):
+    """Each trial is a real train step (targets and loss included) in a process whose address space is capped."""
+    out = tmp_path / "runs"
+    assert main(["train", "detect", "--data", str(coco_shapes), "--image-size", "64", "96", "--epochs", "1",
+                 "--batch-size", "auto", "--max-memory", "2GB", "--progress", "lines", "--out", str(out),
+                 "--name", "auto"]) == 0
+    err = capsys.readouterr().err
+    chosen = re.search(r"auto batch size: (\d+) \(measured peak ([\d.]+) GB of a 2.00 GB budget on cpu; tried ([^)]*)\)",
+                       err)
+    assert chosen, err[-2000:]
+    train_images = int((out / "detect" / "auto" / "hparams.yaml").read_text().split("train: ")[1].split()[0])
+    # 2 GB holds every batch of these tiny images: the search stops at the training-set size.
+    assert int(chosen[1]) == train_images and 0 < float(chosen[2]) <= 2.0
+    assert f"batch_size: {train_images}" in (out / "detect" / "auto" / "hparams.yaml").read_text()

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 
 from backbonekit.cli import main
 from backbonekit.sequence.data import read_annotations
@@ -45,6 +46,15 @@ def test_train_eval_predict_end_to_end(synth_root, tmp_path, capsys):
                  "--epochs", "1", "--batch-size", "16", "--out", str(tmp_path / "runs"), "--name", "t",
                  "--progress", "lines"]) == 0
     assert (run / "best.ckpt").is_file() and (run / "best_adaptive.ckpt").is_file()
+    # After fit: the best checkpoint scored on val, and exported as safetensors that rebuild the same model.
+    val = json.loads((run / "val" / "metrics.json").read_text())
+    assert val["split"] == "val" and 0 <= val["fixed_acc"] <= 1
+    assert json.loads((run / "metrics.json").read_text())["best_checkpoint_val"]["fixed_acc"] == val["fixed_acc"]
+    from backbonekit.sequence.task import load
+
+    images = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(load(run / "best.ckpt")(images), load(run / "best.safetensors")(images))
     capsys.readouterr()
 
     assert main(["eval", "sequence", "--checkpoint", str(run / "best.ckpt"), "--data", str(synth_root),

@@ -53,5 +53,8 @@ def tokens_to_labels(tokens: torch.Tensor) -> torch.Tensor:
     """
     tokens = tokens[:, :MAX_EDITS]
     is_edit = (tokens >= 1) & (tokens < EOS)
-    keep = is_edit.long().cumprod(1).bool()
-    return torch.where(keep, tokens, torch.zeros_like(tokens))
+    # "every token so far is an edit", position by position (a running AND; cumprod has no ONNX export)
+    keep = [is_edit[:, 0]]
+    for i in range(1, tokens.shape[1]):
+        keep.append(keep[-1] & is_edit[:, i])
+    return torch.where(torch.stack(keep, 1), tokens, torch.zeros_like(tokens))

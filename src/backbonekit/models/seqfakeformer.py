@@ -72,11 +72,13 @@ class SeqFakeFormer(nn.Module):
         return self.decode(self.encode(images, mask), decoder_input)
 
     @torch.no_grad()
-    def generate(self, images: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def generate(self, images: torch.Tensor, mask: torch.Tensor | None = None, early_stop: bool = True) -> torch.Tensor:
         """Greedy decoding of a batch → labels (B, 5): edit ids in order, 0 after the sequence ends.
 
         Each step re-runs only the (6-token) decoder; the causal mask makes positions after the current one irrelevant,
         so the PAD placeholders there change nothing. A sequence stops at its first non-edit token (normally EOS).
+        ``early_stop=False`` always runs the 5 steps (same result; a graph without data-dependent control flow, for
+        export).
         """
         enc = self.encode(images, mask)
         b = images.shape[0]
@@ -88,7 +90,7 @@ class SeqFakeFormer(nn.Module):
             next_token = torch.where(done, torch.full_like(next_token, PAD), next_token)
             done = done | (next_token < 1) | (next_token >= EOS)
             tokens[:, step + 1] = torch.where(done, torch.full_like(next_token, PAD), next_token)
-            if done.all():
+            if early_stop and done.all():
                 break
         return tokens_to_labels(tokens[:, 1:])
 

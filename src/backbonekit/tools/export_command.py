@@ -1,4 +1,4 @@
-"""``backbonekit export``: a trained detector or classifier checkpoint → one ONNX file, checked in onnxruntime.
+"""``backbonekit export``: a trained classifier, detector or sequence model → one ONNX file, checked in onnxruntime.
 
 The task is the one the file records (``backbonekit.tasks``); each task owns its graph (``detection/export.py``,
 ``classification/export.py``), the exporting itself is shared (``io/onnx_export.py``).
@@ -18,9 +18,9 @@ BOX_TOLERANCE, SCORE_TOLERANCE = 1e-3, 1e-3
 
 
 def add_commands(verbs: dict) -> None:
-    p = verbs["_top"].add_parser("export", help="a trained detector or classifier → ONNX (NMS inside the graph)")
+    p = verbs["_top"].add_parser("export", help="a trained classifier, detector (NMS inside) or sequence model → ONNX")
     p.add_argument("--checkpoint", required=True,
-                   help="best.ckpt, last.ckpt or best.safetensors of a `train detect` or `train classify` run")
+                   help="best.ckpt, last.ckpt or best.safetensors of a `train classify`, `detect` or `sequence` run")
     p.add_argument("--format", default="onnx", help="onnx (the only one so far)")
     p.add_argument("--out", help="file to write (default: beside the checkpoint, <stem>.onnx)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
@@ -58,7 +58,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         result = export_classifier_onnx(trained, out, opset, input_dtype=args.input_dtype)
         what = "classifier: normalisation, network, softmax in the graph"
     else:
-        raise ConfigError(f"{checkpoint}: ONNX export of `{kind}` models is not supported yet (detect, classify)")
+        from backbonekit.sequence.export import export_sequence_onnx
+
+        if args.score_threshold is not None or args.max_detections is not None:
+            raise ConfigError("--score-threshold and --max-detections apply to detectors only")
+        result = export_sequence_onnx(trained, out, opset, input_dtype=args.input_dtype)
+        what = "sequence model: normalisation, backbone, transformer, 5 greedy decoding steps in the graph"
     print(f"wrote {result.path} ({result.path.stat().st_size / 1e6:.1f} MB, opset {result.opset}; {what})")
     for role, values in (("input", result.inputs), ("output", result.outputs)):
         for name, shape, dtype in values:
@@ -73,7 +78,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def verify(kind: str, trained, path: Path, args: argparse.Namespace) -> int:
     """onnxruntime against PyTorch on synthetic shape images at the model's input size; 1 if they disagree."""
-    check = check_detector if kind == "detect" else check_classifier
+    check = {"detect": check_detector, "classify": check_classifier, "sequence": check_sequence}[kind]
     if check(trained, path, args):
         return 0
     print("warning: the ONNX file does not reproduce PyTorch's outputs")
@@ -117,6 +122,16 @@ def check_classifier(trained, path: Path, args: argparse.Namespace) -> bool:
           f"{diff['max_logit_diff']:.2e} (logits up to {diff['max_logit']:.2e}), max |Δprobability| "
           f"{diff['max_probability_diff']:.2e}, same top-1: {diff['same_top1']}")
     return diff["max_probability_diff"] <= SCORE_TOLERANCE
+
+
+def check_sequence(task, path: Path, args: argparse.Namespace) -> bool:
+    from backbonekit.sequence.export import verify_sequence_onnx
+
+    size = task.cfg.image_size
+    diff = verify_sequence_onnx(task, path, shape_images((size, size), args.input_dtype))
+    print(f"onnxruntime vs PyTorch on {diff['rows']} synthetic images: identical edit sequences for "
+          f"{diff['rows_equal']}/{diff['rows']}")
+    return diff["same_labels"]
 
 
 def shape_images(image_size: tuple[int, int], input_dtype: str):
