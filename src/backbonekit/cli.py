@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from backbonekit.errors import BackbonekitError
@@ -38,8 +39,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def set_threads(threads: int | None) -> None:
+    """CPU threads for this run, before torch starts its OpenMP pool.
+
+    PASSIVE makes idle OpenMP threads sleep instead of spinning for a while after each parallel region: on a machine
+    shared with another CPU job, spinning threads steal the cores the others need, and a 4-s epoch was seen to take
+    160 s. ``--threads N`` caps torch's pool (default: one per physical core).
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if threads:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(threads)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    set_threads(getattr(args, "threads", None))
     try:
         result = args.func(args)
     except BackbonekitError as e:

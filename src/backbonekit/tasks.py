@@ -15,9 +15,9 @@ TASK_MODULES = {
 }
 
 
-def load_trained(path: str | Path):
+def load_trained(path: str | Path, fuse: bool = False):
     """(task name, the trained task in eval mode) for any ``backbonekit train`` checkpoint or safetensors file."""
     task = recorded_config(path).get("task")
     if task not in TASK_MODULES:
         raise WeightsError(f"{path}: unknown task {task!r} (known: {', '.join(TASK_MODULES)})")
-    return task, importlib.import_module(TASK_MODULES[task]).load(path)
+    return task, importlib.import_module(TASK_MODULES[task]).load(path, fuse=fuse)

@@ -89,6 +89,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--drop-path-rate", type=float, default=None,
                    help="stochastic depth of the variant's EfficientNet backbone (default effdet's 0.2)")
     p.add_argument("--clip-grad", type=float, default=10.0, help="gradient-norm clipping (0 turns it off)")
+    p.add_argument("--precise-bn-images", type=int, default=256,
+                   help="training images that re-estimate the BatchNorm statistics before each validation, in "
+                        "batches of --precise-bn-batch (0 keeps the running averages of the training batches)")
+    p.add_argument("--precise-bn-batch", type=int, default=64)
     p.add_argument("--augment", default="basic", choices=("none", "basic"),
                    help="basic: flip, random scale and crop, colour jitter (box-aware, transforms.v2)")
     p.add_argument("--scale-min", type=float, default=0.5, help="random scale range of the augmentation")
@@ -156,7 +160,7 @@ def cmd_eval_checkpoint(args: argparse.Namespace) -> int:
     from backbonekit.detection.data import build_detection_data
     from backbonekit.detection.evaluate import evaluate_on
 
-    task = load_detector(args.checkpoint)
+    task = load_detector(args.checkpoint, fuse=True)
     cfg = task.cfg
     # The run's own validation split (ratio and seed from its hparams.yaml) unless --split all; on KITTI data the
     # classes are the checkpoint's.

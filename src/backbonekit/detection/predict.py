@@ -25,7 +25,7 @@ from backbonekit.io.images import find_images
 @torch.inference_mode()
 def predict_images(checkpoint: str | Path, paths: list[str], out: str | Path, score_threshold: float = 0.3,
                    save=("png", "kitti", "coco"), batch_size: int = 8) -> dict:
-    task = load_detector(checkpoint)
+    task = load_detector(checkpoint, fuse=True)  # BatchNorm folded: the same outputs, faster
     names = task.cfg.class_names
     category_ids = list(task.cfg.category_ids) or list(range(1, len(names) + 1))
     files = find_images(paths)

@@ -55,7 +55,8 @@ def _train(args: argparse.Namespace) -> FitResult:
                   image_size=list(image_size),
                   optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, scheduler=args.scheduler,
                   warmup_epochs=args.warmup_epochs, epochs=args.epochs, backbone_lr_mult=args.backbone_lr_mult,
-                  frozen_bn=args.frozen_bn, drop_path_rate=args.drop_path_rate)
+                  frozen_bn=args.frozen_bn, drop_path_rate=args.drop_path_rate,
+                  precise_bn_images=args.precise_bn_images, precise_bn_batch=args.precise_bn_batch)
     recipe = autobatch_recipe(DetectionTask, config, args.precision)
     batch_size = resolve_batch_size(args.batch_size, AUTOBATCH_STEP, recipe, max_batch=len(data.train),
                                     max_memory=args.max_memory, memory_fraction=args.memory_fraction)

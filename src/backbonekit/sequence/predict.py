@@ -19,7 +19,7 @@ def predict_sequences(checkpoint: str | Path, paths=(), *, data: str | Path | No
                       batch_size: int = 32, device: str | None = None) -> list[dict]:
     """Rows ``{file_path, label, name[, true_label, true_name]}``; with ``data`` the split's annotated images (and
     file paths relative to the data root, as the annotations have them), otherwise the given files/folders."""
-    task = load(checkpoint)
+    task = load(checkpoint, fuse=True)  # BatchNorm folded: the same outputs, faster
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     task.to(device)
     subset, transform = task.cfg.subset, build_transform(task.cfg.image_size, train=False)

@@ -43,7 +43,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     checkpoint = Path(args.checkpoint)
     out = Path(args.out) if args.out else checkpoint.with_suffix(".onnx")
     opset = DEFAULT_OPSET if args.opset is None else args.opset
-    kind, trained = load_trained(checkpoint)
+    kind, trained = load_trained(checkpoint, fuse=True)  # BatchNorm folded into the graph
     if kind == "detect":
         from backbonekit.detection.export import export_detector_onnx
 

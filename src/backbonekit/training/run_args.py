@@ -17,6 +17,8 @@ def add_run_arguments(p: argparse.ArgumentParser, batch_size: int = 32) -> None:
     p.add_argument("--strategy", default="auto", help="auto, ddp, ddp_spawn, …")
     p.add_argument("--num-nodes", type=int, default=1)
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (default: one per core); idle threads sleep rather than spin")
     p.add_argument("--deterministic", action="store_true")
     p.add_argument("--out", default="runs")
     p.add_argument("--name")

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch.nn as nn
 
 from backbonekit.errors import WeightsError
+from backbonekit.nn.fuse import fuse_batchnorm
 from backbonekit.training.checkpoint_io import load_checkpoint_file
 from backbonekit.weights import load_weights, read_metadata, save_weights
 
@@ -35,8 +36,9 @@ def recorded_config(path: str | Path) -> dict:
     return dict(hp)
 
 
-def load_task(path: str | Path, task_class: type, task: str) -> nn.Module:
-    """``task_class`` rebuilt from its recorded configuration with the trained weights, in eval mode."""
+def load_task(path: str | Path, task_class: type, task: str, fuse: bool = False) -> nn.Module:
+    """``task_class`` rebuilt from its recorded configuration with the trained weights, in eval mode; with ``fuse``
+    BatchNorm is folded into the convolutions (inference only: what ``predict``, ``eval`` and ``export`` run)."""
     path = Path(path)
     config = recorded_config(path)
     if config.get("task") != task:
@@ -55,7 +57,10 @@ def load_task(path: str | Path, task_class: type, task: str) -> nn.Module:
             module.load_state_dict(state)
         except RuntimeError as e:
             raise WeightsError(f"{path}: weights do not fit {task_class.__name__}: {str(e).splitlines()[0]}") from None
-    return module.eval()
+    module.eval()
+    if fuse:
+        fuse_batchnorm(module.model)
+    return module
 
 
 def save_task_weights(module: nn.Module, config: dict, path: str | Path, extra: dict | None = None) -> Path:
