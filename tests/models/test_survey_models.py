@@ -4,14 +4,15 @@ For every variant: the parameter count of torchvision's/timm's model, and its ou
 and a non-square input after loading its random state dict. Then, per family, the model API, backbone mode, summary,
 BatchNorm fusion; then the survey tool.
 
-Speed: weight initialisation, not compute, dominates a file of ~20 big models (a VGG's 102M-weight fc6 takes ~1 s of
-normal draws on one thread). Peers are therefore built on the meta device and given random weights once per module
-(``_random_weights``, the VGG heads shared by all eight VGGs), and our models are built on the meta device and
-filled by ``load_weights`` itself — the same function ``create_model(pretrained=…)`` calls, tested on fully
-initialised builds in ``test_create_model_with_peer_weights``.
+Speed: weight initialisation, not compute, would dominate a file of ~20 big models (a VGG's 102M-weight fc6 takes
+~1 s of normal draws on one thread). Peers are therefore built with ``torch.nn.init`` switched off and given random
+weights once per module (``_random_weights``: slices of one pre-drawn normal pool, VGG heads shared by all eight
+VGGs); our models are built the same way and filled by ``load_weights`` itself — the function
+``create_model(pretrained=…)`` calls, tested on fully initialised builds in ``test_create_model_with_peer_weights``.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import pytest
@@ -29,7 +30,7 @@ from parity_helpers import TOL, calibrate_bn
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-SIZES = [(96, 96), (80, 112)]
+SIZES = [(64, 64), (64, 96)]  # small (AlexNet's minimum is 63), one of them non-square
 slow = pytest.mark.slow
 
 TORCHVISION = ["alexnet", "vgg11", "vgg13", "vgg16", pytest.param("vgg19", marks=slow), "vgg11_bn", "vgg13_bn",
@@ -51,17 +52,43 @@ def _peer_constructor(name: str):
     return getattr(torchvision.models, name)
 
 
-def _on_meta(constructor, **kwargs) -> nn.Module:
-    with torch.device("meta"):
+@contextlib.contextmanager
+def _no_init():
+    """``torch.nn.init`` does nothing: parameters keep the uninitialised memory ``torch.empty`` gave them."""
+    saved = {n: f for n, f in vars(nn.init).items() if n.endswith("_") and not n.startswith("_") and callable(f)}
+    try:
+        for n in saved:
+            setattr(nn.init, n, lambda tensor, *args, **kwargs: tensor)
+        yield
+    finally:
+        for n, f in saved.items():
+            setattr(nn.init, n, f)
+
+
+def _uninitialised(constructor, **kwargs) -> nn.Module:
+    """Build without initialising the weights (their values are set afterwards, or never read). Not the meta device:
+    its initialisers run as Python decompositions, ~1 s for a ResNet-101."""
+    with _no_init():
         return constructor(**kwargs)
 
 
 _BIG: dict[tuple, torch.Tensor] = {}  # shape → weights drawn once (VGG/AlexNet fc6/fc7: 120M of the file's draws)
+_POOL = torch.randn(2 ** 24, generator=torch.Generator().manual_seed(12345))
+
+
+def _normal(shape, g: torch.Generator) -> torch.Tensor:
+    """Standard-normal values: a slice of one pre-drawn pool at a random offset (a copy costs a tenth of a draw;
+    tensors longer than the pool repeat it)."""
+    n = int(torch.Size(shape).numel())
+    if n > len(_POOL):
+        return _POOL.repeat(-(-n // len(_POOL)))[:n].view(shape)
+    start = int(torch.randint(0, len(_POOL) - n + 1, (), generator=g))
+    return _POOL[start:start + n].view(shape)
 
 
 def _random_weights(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Materialise a meta-built model: He-normal weights, small random biases, fresh BN statistics. Matrices of
-    ≥ 4M weights are drawn once per shape and shared (read-only) by every model that has one."""
+    """Give an uninitialised model He-normal weights, small random biases, fresh BN statistics. Matrices of
+    ≥ 4M weights are made once per shape and shared (read-only) by every model that has one."""
     g = torch.Generator().manual_seed(seed)
     sd = {}
     for key, v in model.state_dict().items():
@@ -74,44 +101,53 @@ def _random_weights(model: nn.Module, seed: int = 0) -> nn.Module:
         elif key.endswith("running_mean"):
             sd[key] = torch.zeros(v.shape)
         elif v.ndim >= 2:
-            sd[key] = torch.randn(v.shape, generator=g).mul_((2.0 / v[0].numel()) ** 0.5)
+            sd[key] = _normal(v.shape, g) * (2.0 / v[0].numel()) ** 0.5
             if v.numel() >= 2 ** 22:
                 _BIG[tuple(v.shape)] = sd[key]
         else:
-            sd[key] = torch.randn(v.shape, generator=g).mul_(0.01)
+            sd[key] = _normal(v.shape, g) * 0.01
     model.load_state_dict(sd, assign=True)
     return model
 
 
 def _build(name: str, **kwargs) -> nn.Module:
     """``create_model`` with random weights drawn as for the peers (the API tests need values, not torch's init)."""
-    return _random_weights(_on_meta(bk.create_model, name=name, **kwargs))
+    return _random_weights(_uninitialised(bk.create_model, name=name, **kwargs))
 
 
 def _has_bn(model: nn.Module) -> bool:
     return any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
 
 
+REUSED = {"vgg11", "googlenet", "densenet121", "seresnet50"}  # peers that more than one test compares with
+
+
+class Peers:
+    """name → peer with random weights (BatchNorm calibrated), built once per module; ``release`` frees one that no
+    other test needs (all of them at once would hold ~2.5 GB)."""
+
+    def __init__(self):
+        self.cache: dict[str, nn.Module] = {}
+
+    def __call__(self, name: str) -> nn.Module:
+        if name not in self.cache:
+            peer = _random_weights(_uninitialised(_peer_constructor(name)))
+            self.cache[name] = calibrate_bn(peer, SIZES[0]) if _has_bn(peer) else peer.eval()
+        return self.cache[name]
+
+    def release(self, name: str) -> None:
+        if name not in REUSED:
+            self.cache.pop(name, None)
+
+
 @pytest.fixture(scope="module")
 def peers():
-    """name → peer with random weights (BatchNorm calibrated), built once per module."""
-    cache: dict[str, nn.Module] = {}
-
-    def get(name: str) -> nn.Module:
-        if name not in cache:
-            peer = _random_weights(_on_meta(_peer_constructor(name)))
-            cache[name] = calibrate_bn(peer, SIZES[0]) if _has_bn(peer) else peer.eval()
-        return cache[name]
-
-    return get
+    return Peers()
 
 
 def _ours(name: str, state_dict: dict, **kwargs) -> nn.Module:
     """Our model with ``state_dict`` loaded by ``load_weights`` (strict names and shapes, layout conversion)."""
-    with torch.device("meta"):
-        model = bk.create_model(name, **kwargs)
-    model.to_empty(device="cpu")
-    return bk.load_weights(model, state_dict).eval()
+    return bk.load_weights(_uninitialised(bk.create_model, name=name, **kwargs), state_dict).eval()
 
 
 def _assert_same(peer: nn.Module, ours: nn.Module, sizes=SIZES, where=""):
@@ -129,27 +165,28 @@ def _assert_same(peer: nn.Module, ours: nn.Module, sizes=SIZES, where=""):
 
 @pytest.mark.parametrize("name", TORCHVISION + TIMM)
 def test_parameter_count_equals_peer(name):
-    peer = _on_meta(_peer_constructor(name))
-    assert n_params(_on_meta(bk.create_model, name=name, num_classes=1000)) == n_params(peer)
+    peer = _uninitialised(_peer_constructor(name))
+    assert n_params(_uninitialised(bk.create_model, name=name, num_classes=1000)) == n_params(peer)
 
 
 @pytest.mark.parametrize("aux_logits", [True, False])
 def test_googlenet_parameter_count_equals_torchvision(aux_logits):
-    peer = _on_meta(torchvision.models.googlenet, aux_logits=aux_logits, init_weights=False)
-    ours = _on_meta(bk.create_model, name="googlenet", aux_logits=aux_logits, num_classes=1000)
+    peer = _uninitialised(torchvision.models.googlenet, aux_logits=aux_logits, init_weights=False)
+    ours = _uninitialised(bk.create_model, name="googlenet", aux_logits=aux_logits, num_classes=1000)
     assert n_params(ours) == n_params(peer)
 
 
 @pytest.mark.parametrize("name,count", [("alexnet", 61_100_840), ("vgg16", 138_357_544), ("googlenet", 6_624_904),
                                         ("densenet121", 7_978_856), ("seresnet50", 28_088_024)])
 def test_published_parameter_counts(name, count):
-    assert n_params(_on_meta(bk.create_model, name=name)) == count
+    assert n_params(_uninitialised(bk.create_model, name=name)) == count
 
 
 @pytest.mark.parametrize("name", TORCHVISION + TIMM)
 def test_outputs_equal_peer(name, peers):
     peer = peers(name)
     _assert_same(peer, _ours(name, peer.state_dict()), where=name)
+    peers.release(name)
 
 
 def test_googlenet_outputs_equal_torchvision_with_and_without_aux_heads(peers):
@@ -172,12 +209,12 @@ def test_googlenet_transform_input_equals_torchvision(peers):
 
 
 def test_googlenet_training_forward_returns_torchvision_aux_outputs():
-    peer = _random_weights(_on_meta(torchvision.models.googlenet, aux_logits=True, init_weights=False,
+    peer = _random_weights(_uninitialised(torchvision.models.googlenet, aux_logits=True, init_weights=False,
                                     dropout=0.0, dropout_aux=0.0), seed=3)
-    peer = calibrate_bn(peer, (96, 96))
+    peer = calibrate_bn(peer, (64, 64))
     ours = _ours("googlenet", peer.state_dict(), aux_logits=True, drop_rate=0.0, dropout_aux=0.0)
     peer.train(), ours.train()
-    x = torch.randn(4, 3, 96, 96)
+    x = torch.randn(4, 3, 64, 64)
     expected, got = peer(x), ours(x)
     assert type(got).__name__ == "GoogLeNetOutputs" and got._fields == ("logits", "aux_logits2", "aux_logits1")
     for a, b in zip(got, expected):
@@ -195,6 +232,17 @@ def test_create_model_with_peer_weights(name, peers):
     _assert_same(peer, bk.create_model(name, pretrained=peer.state_dict()).eval(), SIZES[:1], name)
     if name == "seresnet50":  # timm's key names, loaded unrenamed
         assert {"layer1.0.se.fc1.weight", "layer1.0.se.fc2.bias"} <= set(peer.state_dict())
+
+
+@pytest.mark.parametrize("name,kwargs", [("vgg11", {}), ("googlenet", {"aux_logits": True})])
+def test_weights_for_another_class_count_load_all_but_the_classifiers(name, kwargs, peers):
+    peer = peers(name)
+    with pytest.warns(UserWarning, match="1000 classes"):
+        ours = _ours(name, peer.state_dict(), num_classes=10, **kwargs)
+    theirs, own = peer.state_dict(), ours.state_dict()
+    classifiers = ("classifier.6.",) if name == "vgg11" else ("fc.", "aux1.fc2.", "aux2.fc2.")
+    assert all(own[k].shape[0] == 10 for k in own if k.startswith(classifiers))
+    assert all(torch.equal(own[k], theirs[k]) for k in own if not k.startswith(classifiers))
 
 
 def test_densenet_old_checkpoint_keys_load(peers):
@@ -257,7 +305,7 @@ def test_load_plain_weights_is_strict_except_offsets(tv_resnet50):
     _assert_same(tv_resnet50, ours.eval(), SIZES[:1])
     with pytest.raises(WeightsError, match="1 missing"):
         bad = {k: v for k, v in tv_resnet50.state_dict().items() if k != "layer1.0.conv1.weight"}
-        load_plain_weights(_on_meta(bk.create_model, name="resnet50", deform_stages=(3, 4)), bad)
+        load_plain_weights(_uninitialised(bk.create_model, name="resnet50", deform_stages=(3, 4)), bad)
 
 
 def test_deformable_basic_blocks_and_offsets_learn():
@@ -353,9 +401,8 @@ def test_model_api(name, kwargs, out_indices, strides, head):
 
 @pytest.mark.parametrize("name,kwargs,out_indices,strides,head", FAMILIES, ids=FAMILY_IDS)
 def test_backbone_mode(name, kwargs, out_indices, strides, head):
-    with torch.device("meta"):
-        backbone = bk.create_backbone(name, out_indices=out_indices, frozen_bn=True, trainable_stages=2, **kwargs)
-    backbone = _random_weights(backbone)
+    backbone = _random_weights(_uninitialised(bk.create_backbone, name=name, out_indices=out_indices, frozen_bn=True,
+                                        trainable_stages=2, **kwargs))
     assert backbone.strides == strides
     body = backbone.body
     if name != "alexnet":
@@ -429,14 +476,13 @@ def test_densenet_fuses_only_its_stem():
 # ------------------------------------------------------------------------------------- the survey tool
 
 @pytest.mark.parametrize("name,kwargs,depth", [
-    ("alexnet", {}, 8), ("vgg11", {}, 11), ("vgg16", {}, 16), ("vgg19", {}, 19), ("googlenet", {"aux_logits": True}, 22),
-    ("resnet18", {}, 18), ("resnet50", {}, 50), ("densenet121", {}, 121), ("densenet201", {}, 201),
+    ("alexnet", {}, 8), ("vgg11", {}, 11), ("vgg16", {}, 16), ("vgg19", {}, 19),
+    ("googlenet", {"aux_logits": True}, 22), ("resnet18", {}, 18), ("resnet50", {}, 50), ("densenet121", {}, 121), ("densenet201", {}, 201),
     ("seresnet50", {}, 50), ("seresnext50_32x4d", {}, 50)])
 def test_layer_counts_are_the_papers(name, kwargs, depth):
     from backbonekit.tools.survey import count_layers
 
-    model = _on_meta(bk.create_model, name=name, **kwargs)
-    model.to_empty(device="cpu")  # values do not matter for the graph, only the time to draw them
+    model = _random_weights(_uninitialised(bk.create_model, name=name, **kwargs))
     assert count_layers(model, (3, 64, 64))[0] == depth
 
 
