@@ -111,3 +111,12 @@ def test_masked_forward_resizes_the_padding_mask():
 def test_bad_out_indices():
     with pytest.raises(bk.errors.ConfigError, match="levels 0..4"):
         bk.create_backbone("resnet18", out_indices=(5,))
+
+
+def test_backbone_mode_drops_mlp_heads():
+    """AlexNet/VGG: the pooled 3-layer MLP is no part of a feature extractor (VGG16's convs are 14.7M of 138M)."""
+    import backbonekit as bk
+
+    backbone = bk.create_backbone("vgg16", out_indices=(5,))
+    assert sum(p.numel() for p in backbone.parameters()) == 14_714_688
+    assert backbone(torch.zeros(1, 3, 64, 64))[0].shape == (1, 512, 2, 2)

@@ -25,6 +25,7 @@ class MLPHeadClassifier(ImageClassifier):
     """
 
     classifier_name = "classifier.6"  # the key prefix of the final Linear (torchvision's)
+    head_modules = ("avgpool", "classifier")  # what backbone mode removes
     features: nn.Sequential
     classifier: nn.Sequential
     avgpool: nn.Module

@@ -27,6 +27,10 @@ class Backbone(nn.Module):
         if not out_indices or out_indices[0] < 0 or out_indices[-1] >= levels:
             raise ConfigError(f"out_indices {out_indices} out of range: {model.model_name} has levels 0..{levels - 1}")
         model.reset_classifier(0)
+        # Heads beyond the classifier (AlexNet/VGG's pooled MLP) are unused here: parameters that would only cost
+        # memory and trip DDP's unused-parameter check.
+        for name in getattr(model, "head_modules", ()):
+            setattr(model, name, nn.Identity())
         _drop_levels_after(model, out_indices[-1])
         self.body = model
         self.out_indices = out_indices
