@@ -136,6 +136,10 @@ def load_weights(model: nn.Module, source: str | os.PathLike | dict, *, prefer_e
     sd = convert_state_dict(sd, model)
     sd = _strip_common_prefix(sd, model.state_dict())
     expected = model.state_dict()
+    # Parts the source network cannot have (a deformable conv's offset predictor) keep their initialisation, chosen
+    # so that the outputs start as the source's.
+    for key in getattr(model, "keys_kept_if_missing", lambda: ())():
+        sd.setdefault(key, expected[key])
     sd, own_classifier = _drop_classifier_if_different(sd, expected, model, where)
     for k in own_classifier:
         sd[k] = expected[k]

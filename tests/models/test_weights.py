@@ -128,3 +128,18 @@ def test_weights_of_another_architecture():
 def test_no_tensors():
     with pytest.raises(WeightsError, match="no tensors"):
         bk.load_weights(bk.create_model("resnet18"), {"epoch": 1, "config": {"lr": 0.1}})
+
+
+def test_plain_resnet_weights_load_into_a_deformable_resnet():
+    """create_model(…, deform_stages=…, pretrained=torchvision weights): only the offset predictors are missing; they
+    keep their zero initialisation, so the outputs start as torchvision's."""
+    import torchvision
+
+    peer = torchvision.models.resnet18().eval()
+    ours = bk.create_model("resnet18", deform_stages=(3, 4), pretrained=peer.state_dict()).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert (ours(x) - peer(x)).abs().max() < 1e-4
+    with pytest.raises(WeightsError, match="missing"):  # anything else missing is still an error
+        bk.create_model("resnet18", deform_stages=(3,), pretrained={k: v for k, v in peer.state_dict().items()
+                                                                     if not k.startswith("layer1.0.conv1")})

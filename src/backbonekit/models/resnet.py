@@ -21,7 +21,7 @@ import torch.nn as nn
 from torchvision.ops import StochasticDepth
 
 from backbonekit.models.base import ImageClassifier
-from backbonekit.models.deform_conv import DeformConv2d
+from backbonekit.models.deform_conv import DeformConv2d, offset_keys
 from backbonekit.models.registry import imagenet_cfg, register_model
 
 NormLayer = Callable[[int], nn.Module]
@@ -222,6 +222,10 @@ class ResNet(ImageClassifier):
             for m in self.modules():
                 if isinstance(m, (BasicBlock, Bottleneck)) and getattr(m.last_norm(), "weight", None) is not None:
                     nn.init.zeros_(m.last_norm().weight)
+
+    def keys_kept_if_missing(self) -> list[str]:
+        """Offset predictors of deformable stages: plain ResNet weights load without them (``load_weights``)."""
+        return offset_keys(self)
 
     def forward_levels(self, x: torch.Tensor, last: int | None = None) -> list[torch.Tensor]:
         last = 4 if last is None else last
