@@ -54,7 +54,7 @@ def summarize(model: nn.Module, input_size: tuple[int, int, int] = (3, 224, 224)
         own_params[name] = params
 
         def hook(mod, _inputs, output, name=name, params=params):
-            tensors = [output] if isinstance(output, torch.Tensor) else [t for t in _flatten(output)]
+            tensors = [output] if isinstance(output, torch.Tensor) else [t for t in output_tensors(output)]
             shape = tuple(tensors[0].shape) if len(tensors) == 1 else tuple(tuple(t.shape) for t in tensors)
             activation_bytes[0] += sum(t.numel() * t.element_size() for t in tensors)
             rows.append(LayerRow(name, type(mod).__name__, shape, sum(p.numel() for p in params),
@@ -82,15 +82,16 @@ def summarize(model: nn.Module, input_size: tuple[int, int, int] = (3, 224, 224)
         param_bytes=sum(p.numel() * p.element_size() for p in params))
 
 
-def _flatten(output):
+def output_tensors(output):
+    """Every tensor in a module's output (a tensor, or lists, tuples and dicts of them)."""
     if isinstance(output, torch.Tensor):
         yield output
     elif isinstance(output, (list, tuple)):
         for item in output:
-            yield from _flatten(item)
+            yield from output_tensors(item)
     elif isinstance(output, dict):
         for item in output.values():
-            yield from _flatten(item)
+            yield from output_tensors(item)
 
 
 def render(summary: Summary, max_rows: int | None = None) -> None:

@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 
 from backbonekit.models.registry import create_model, list_models
-from backbonekit.tools.summary import summarize
+from backbonekit.tools.summary import output_tensors, summarize
 
 # Name prefix → family, first match wins.
 FAMILIES = (
@@ -81,7 +81,7 @@ def count_layers(model: nn.Module, input_size: Sequence[int] = (3, 224, 224)) ->
         for h in hooks:
             h.remove()
         model.train(was_training)
-    roots = [t.grad_fn for t in _tensors(out) if t.grad_fn is not None]
+    roots = [t.grad_fn for t in output_tensors(out) if t.grad_fn is not None]
     return _longest_marked_path(roots), ran[0]
 
 
@@ -101,17 +101,6 @@ def _longest_marked_path(roots) -> int:
         own = 1 if node.metadata.get("backbonekit_weight_layer") else 0
         depth[node] = own + max((depth[c] for c in children), default=0)
     return max((depth[r] for r in roots), default=0)
-
-
-def _tensors(output):
-    if isinstance(output, torch.Tensor):
-        yield output
-    elif isinstance(output, (list, tuple)):
-        for item in output:
-            yield from _tensors(item)
-    elif isinstance(output, dict):
-        for item in output.values():
-            yield from _tensors(item)
 
 
 def measure_speed(model: nn.Module, input_size: Sequence[int], warmup: int = 2, iters: int = 5,
