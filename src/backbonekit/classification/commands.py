@@ -22,7 +22,13 @@ def add_commands(verbs: dict) -> None:
 
     p = verbs["train"].add_parser("classify", help="train an image classifier")
     add_train_arguments(p)
+    add_data_efficient_arguments(p)
     p.set_defaults(func=cmd_train)
+
+    p = verbs["train"].add_parser("noisy-student", help="self-training: teacher → pseudo-labels → noised student, "
+                                                         "K generations")
+    add_noisy_student_arguments(p)
+    p.set_defaults(func=cmd_noisy_student)
 
     p = verbs["eval"].add_parser("classify", help="top-1/top-5 and per-class accuracy of a checkpoint")
     p.add_argument("--checkpoint", required=True, help="best.ckpt, last.ckpt or best.safetensors of a run")
@@ -66,6 +72,42 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-ratio", type=float, default=0.2, help="held-out share when the data has no val split")
     p.add_argument("--skip-bad-images", action="store_true", help="leave out unreadable images (counted)")
     add_run_arguments(p, batch_size=64)
+
+
+def add_data_efficient_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("distillation and semi-supervised learning")
+    g.add_argument("--teacher", help="checkpoint of a trained classifier (any model) to distil from")
+    g.add_argument("--distill-temperature", type=float, default=4.0)
+    g.add_argument("--distill-alpha", type=float, default=0.9, help="weight of the distillation term")
+    g.add_argument("--distill-loss", default="kl", choices=("kl", "mse"))
+    g.add_argument("--unlabeled", metavar="DIR", help="folder of unlabelled images, or digits-rest: the training "
+                                                      "images --labels-per-class leaves out (labels hidden)")
+    g.add_argument("--semi", choices=("pseudo-label", "fixmatch"), help="default with --unlabeled: fixmatch")
+    g.add_argument("--threshold", type=float, default=0.95, help="confidence a pseudo-label needs")
+    g.add_argument("--mu", type=int, default=7, help="unlabelled images per labelled one in a batch")
+    g.add_argument("--lambda-u", type=float, default=1.0, help="weight of the unlabelled loss")
+    g.add_argument("--labels-per-class", type=int, metavar="N", help="train on N labelled images a class (seeded)")
+
+
+def add_noisy_student_arguments(p: argparse.ArgumentParser) -> None:
+    add_train_arguments(p)
+    g = p.add_argument_group("noisy student")
+    g.add_argument("--unlabeled", required=True, metavar="DIR", help="folder of unlabelled images, or digits-rest")
+    g.add_argument("--teacher", help="checkpoint of the first teacher")
+    g.add_argument("--teacher-model", help="without --teacher: generation 0 trains this model on the labelled data")
+    g.add_argument("--students", default="resnet18", help="models of generations 1, 2, … (the last repeats)")
+    g.add_argument("--iterations", type=int, default=2, help="student generations")
+    g.add_argument("--soft", action="store_true", help="soft pseudo-labels (teacher probabilities), else hard")
+    g.add_argument("--threshold", type=float, default=0.3, help="teacher confidence a pseudo-label needs")
+    g.add_argument("--labels-per-class", type=int, metavar="N", help="train on N labelled images a class (seeded)")
+    # The student's noise (the paper's: RandAugment, dropout 0.5 on the classifier, stochastic depth 0.8 survival).
+    p.set_defaults(augment="randaugment", drop_rate=0.5, drop_path_rate=0.2, model=None)
+
+
+def cmd_noisy_student(args: argparse.Namespace) -> int:
+    from backbonekit.classification.noisy_student import train_noisy_student
+
+    return train_noisy_student(args)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -51,6 +51,10 @@ class TensorImages(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         return self.transform(self.images[i]), self.labels[i]
 
+    def raw(self, i: int) -> tuple[torch.Tensor, int]:
+        """The image before any transform, and its label (for other views of it: semi-supervised learning)."""
+        return self.images[i], self.labels[i]
+
 
 class ImageFiles(Dataset):
     """Images decoded from files when read; ``samples`` holds (path, label)."""
@@ -65,6 +69,11 @@ class ImageFiles(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         path, label = self.samples[i]
         return self.transform(load_image(path)), label
+
+    def raw(self, i: int):
+        """The decoded image before any transform, and its label."""
+        path, label = self.samples[i]
+        return load_image(path), label
 
 
 # ----------------------------------------------------------------------------------------------- entry points

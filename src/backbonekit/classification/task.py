@@ -1,5 +1,6 @@
 """The classification LightningModule: a backbonekit model, cross-entropy (soft targets for CutMix/MixUp),
-top-1/top-5/per-class accuracy and a confusion matrix, parameter groups for transfer learning.
+top-1/top-5/per-class accuracy and a confusion matrix, parameter groups for transfer learning; knowledge
+distillation from a frozen teacher and semi-supervised losses (FixMatch, pseudo-labels) on unlabelled batches.
 
 Images enter as uint8 (or 0–1 floats, after mixing) and are normalised inside with the model's own statistics;
 ``load(path)`` rebuilds a trained task from ``best.ckpt``/``last.ckpt``/``best.safetensors``.
@@ -15,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchmetrics
 
+from backbonekit.errors import ConfigError
 from backbonekit.models.registry import create_model
 from backbonekit.nn.normalize import ImageNormalize
 from backbonekit.training.optim import build_optimizer, build_schedule, check_choices, param_groups
@@ -22,6 +24,8 @@ from backbonekit.training.task_io import load_task
 
 TASK = "classify"
 AUX_LOSS_WEIGHT = 0.3  # GoogLeNet's auxiliary classifiers, as in the paper
+DISTILL_LOSSES = ("kl", "mse")
+SEMI_METHODS = ("pseudo-label", "fixmatch")
 
 
 @dataclass
@@ -45,6 +49,28 @@ class ClassifyConfig:
     label_smoothing: float = 0.0
     drop_rate: float | None = None
     drop_path_rate: float | None = None
+    # Knowledge distillation (Hinton et al. 2015): a start file like ``pretrained``, not needed to rebuild the model.
+    teacher: str | None = None
+    distill_alpha: float = 0.9
+    distill_temperature: float = 4.0
+    distill_loss: str = "kl"
+    # Semi-supervised: batches then carry mu × B unlabelled images (``semi_data.SemiDataset``).
+    semi: str | None = None
+    threshold: float = 0.95
+    mu: int = 7
+    lambda_u: float = 1.0
+
+
+def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float = 4.0,
+                      kind: str = "kl") -> torch.Tensor:
+    """``kl``: T²·KL(softmax(teacher/T) ‖ softmax(student/T)), averaged over the batch (``batchmean``: the sum over
+    classes, divided by N only). The T² keeps its gradient on the same scale as the hard-label term's for any T
+    (without it the gradient shrinks as 1/T²). ``mse``: mean squared difference of the logits (logit matching)."""
+    if kind == "mse":
+        return F.mse_loss(student.float(), teacher.float())
+    t = temperature
+    return t * t * F.kl_div(F.log_softmax(student.float() / t, -1), F.log_softmax(teacher.float() / t, -1),
+                            log_target=True, reduction="batchmean")
 
 
 class ClassificationTask(pl.LightningModule):
@@ -66,6 +92,32 @@ class ClassificationTask(pl.LightningModule):
         self.val_top5 = torchmetrics.Accuracy("multiclass", num_classes=n, top_k=min(5, n))
         self.val_per_class = torchmetrics.Accuracy("multiclass", num_classes=n, average=None)
         self.val_confusion = torchmetrics.ConfusionMatrix("multiclass", num_classes=n)
+        self._check_data_efficient_options()
+        # The teacher is held outside the module tree (a plain list): not in the state dict or checkpoint, not moved
+        # to train mode by Lightning, not wrapped by DDP. Frozen, eval mode, run under no_grad.
+        self._teacher: list[nn.Module] = [_load_teacher(self.cfg.teacher, n)] if self.cfg.teacher else []
+        self._semi_stats: dict = {}
+
+    def _check_data_efficient_options(self) -> None:
+        cfg = self.cfg
+        if cfg.distill_loss not in DISTILL_LOSSES:
+            raise ConfigError(f"--distill-loss must be one of {', '.join(DISTILL_LOSSES)}, got {cfg.distill_loss!r}")
+        if not 0 <= cfg.distill_alpha <= 1:
+            raise ConfigError(f"--distill-alpha must be between 0 and 1, got {cfg.distill_alpha}")
+        if cfg.distill_temperature <= 0:
+            raise ConfigError(f"--distill-temperature must be > 0, got {cfg.distill_temperature}")
+        if cfg.semi is not None and cfg.semi not in SEMI_METHODS:
+            raise ConfigError(f"--semi must be one of {', '.join(SEMI_METHODS)}, got {cfg.semi!r}")
+        if not 0 <= cfg.threshold <= 1:
+            raise ConfigError(f"--threshold must be between 0 and 1, got {cfg.threshold}")
+
+    @property
+    def teacher(self) -> nn.Module | None:
+        return self._teacher[0] if self._teacher else None
+
+    def on_fit_start(self) -> None:
+        if self.teacher is not None:
+            self.teacher.to(self.device)
 
     # ------------------------------------------------------------------------------------------ model parts
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -75,20 +127,71 @@ class ClassificationTask(pl.LightningModule):
     def example_batch(self, batch_size: int, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
         """A batch shaped like the training data's (for ``--batch-size auto``)."""
         size = self.cfg.image_size
-        return (torch.randint(0, 256, (batch_size, 3, size, size), dtype=torch.uint8, device=device),
-                torch.randint(0, self.cfg.num_classes, (batch_size,), device=device))
+
+        def images(*lead):
+            return torch.randint(0, 256, (*lead, 3, size, size), dtype=torch.uint8, device=device)
+        x, y = images(batch_size), torch.randint(0, self.cfg.num_classes, (batch_size,), device=device)
+        if self.cfg.semi is None:
+            return x, y
+        batch = {"x": x, "y": y, "weak": images(batch_size, self.cfg.mu),
+                 "true": torch.full((batch_size, self.cfg.mu), -1, device=device)}
+        if self.cfg.semi == "fixmatch":
+            batch["strong"] = images(batch_size, self.cfg.mu)
+        return batch
 
     def training_loss(self, batch) -> torch.Tensor:
+        if isinstance(batch, dict):
+            return self._semi_loss(batch)
         x, y = batch
-        out = self(x)
-        aux = ()
-        if isinstance(out, tuple):  # auxiliary classifiers (GoogLeNet in training): extra gradient, weight 0.3
-            out, *aux = out
-        loss = F.cross_entropy(out, y, label_smoothing=self.cfg.label_smoothing)  # y may be soft (N×C)
-        for logits in aux:
+        return self._labelled_loss(x, y, self(x))
+
+    def _labelled_loss(self, x: torch.Tensor, y: torch.Tensor, out) -> torch.Tensor:
+        """Cross-entropy on the labels (soft after CutMix/MixUp), mixed with distillation when there is a teacher."""
+        out, aux = _split_aux(out)
+        smoothing = self.cfg.label_smoothing
+        loss = F.cross_entropy(out, y, label_smoothing=smoothing)  # y may be soft (N×C)
+        if self.teacher is not None and self.cfg.distill_alpha > 0:
+            alpha = self.cfg.distill_alpha  # the teacher sees the same (possibly mixed) images
+            soft = distillation_loss(out, self._teacher_logits(x), self.cfg.distill_temperature, self.cfg.distill_loss)
+            loss = (1 - alpha) * loss + alpha * soft
+        for logits in aux:  # auxiliary classifiers (GoogLeNet in training): extra gradient, weight 0.3
             if logits is not None:
-                loss = loss + AUX_LOSS_WEIGHT * F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
+                loss = loss + AUX_LOSS_WEIGHT * F.cross_entropy(logits, y, label_smoothing=smoothing)
         return loss
+
+    @torch.no_grad()
+    def _teacher_logits(self, images: torch.Tensor) -> torch.Tensor:
+        teacher = self.teacher
+        if next(teacher.parameters()).device != images.device:
+            teacher.to(images.device)
+        return teacher(images).float()
+
+    def _semi_loss(self, batch: dict) -> torch.Tensor:
+        """Labelled loss + lambda_u × cross-entropy of confident pseudo-labels. FixMatch (Sohn et al. 2020): the
+        label is the argmax on the weak view where its probability ≥ threshold, learnt on the strong view.
+        Pseudo-label (Lee 2013): the same hard label learnt on the weak view itself, or the teacher's if any.
+        Labelled, weak and strong images go through the model as one batch (as FixMatch does, for BatchNorm)."""
+        x, y = batch["x"], batch["y"]
+        weak, true = batch["weak"].flatten(0, 1), batch["true"].flatten()
+        strong = batch["strong"].flatten(0, 1) if "strong" in batch else None
+        out = self(torch.cat([x, weak] + ([strong] if strong is not None else [])))
+        logits, aux = _split_aux(out)
+        n, m = len(x), len(weak)
+        labelled_aux = [a[:n] if a is not None else None for a in aux]
+        loss = self._labelled_loss(x, y, (logits[:n], *labelled_aux) if aux else logits[:n])
+        weak_logits = logits[n:n + m]
+        with torch.no_grad():
+            use_teacher = self.cfg.semi == "pseudo-label" and self.teacher is not None
+            source = self._teacher_logits(weak) if use_teacher else weak_logits.detach().float()
+            confidence, pseudo = source.softmax(-1).max(-1)
+            mask = (confidence >= self.cfg.threshold).float()
+        learner = logits[n + m:] if strong is not None else weak_logits
+        unlabelled = (F.cross_entropy(learner, pseudo, reduction="none") * mask).mean()
+        known = (true >= 0) & mask.bool()
+        self._semi_stats = {"mask_rate": mask.mean().detach(), "unlabelled_loss": unlabelled.detach()}
+        if known.any():
+            self._semi_stats["pseudo_acc"] = ((pseudo[known] == true[known]).float().mean(), int(known.sum()))
+        return loss + self.cfg.lambda_u * unlabelled
 
     def head_parameters(self) -> list[nn.Parameter]:
         return list(self.model.get_classifier().parameters())
@@ -116,8 +219,17 @@ class ClassificationTask(pl.LightningModule):
     # ------------------------------------------------------------------------------------------------ steps
     def training_step(self, batch, batch_idx):
         loss = self.training_loss(batch)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True,
-                 batch_size=batch[0].shape[0])
+        n = batch["x"].shape[0] if isinstance(batch, dict) else batch[0].shape[0]
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=n)
+        stats, self._semi_stats = self._semi_stats, {}
+        if "mask_rate" in stats:  # share of the unlabelled images whose pseudo-label passed the threshold
+            m = batch["weak"].shape[0] * batch["weak"].shape[1]
+            self.log("train/mask_rate", stats["mask_rate"], on_step=False, on_epoch=True, sync_dist=True, batch_size=m)
+            self.log("train/unlabelled_loss", stats["unlabelled_loss"], on_step=False, on_epoch=True,
+                     sync_dist=True, batch_size=m)
+        if "pseudo_acc" in stats:  # accuracy of the pseudo-labels used, where the true labels are known
+            acc, used = stats["pseudo_acc"]
+            self.log("train/pseudo_acc", acc, on_step=False, on_epoch=True, sync_dist=True, batch_size=used)
         return loss
 
     def validation_step(self, batch, batch_idx):
@@ -155,6 +267,25 @@ def _plain_config(cfg: ClassifyConfig) -> dict:
     return d
 
 
-def load(path: str | Path) -> ClassificationTask:
-    """A trained classifier (eval mode) from a ``train classify`` checkpoint or ``best.safetensors``."""
-    return load_task(path, ClassificationTask, TASK)
+def _split_aux(out) -> tuple[torch.Tensor, list]:
+    """(main logits, auxiliary logits) of what the model returned in training."""
+    if isinstance(out, tuple):
+        main, *aux = out
+        return main, aux
+    return out, []
+
+
+def _load_teacher(path: str, num_classes: int) -> ClassificationTask:
+    teacher = load(path)
+    if teacher.cfg.num_classes != num_classes:
+        raise ConfigError(f"--teacher {path}: the teacher has {teacher.cfg.num_classes} classes, the data has "
+                          f"{num_classes}")
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher.eval()
+
+
+def load(path: str | Path, fuse: bool = False) -> ClassificationTask:
+    """A trained classifier (eval mode) from a ``train classify`` checkpoint or ``best.safetensors``.
+    ``fuse``: BatchNorm folded into the convolutions, for inference."""
+    return load_task(path, ClassificationTask, TASK, fuse)

@@ -1,4 +1,7 @@
-"""``train classify``: data → ClassificationTask → the engine, then best.safetensors and the confusion matrix."""
+"""``train classify``: data → ClassificationTask → the engine, then best.safetensors and the confusion matrix.
+
+With ``--labels-per-class`` the labelled set is a seeded balanced subset; ``--unlabeled`` with ``--semi`` adds the
+unlabelled stream; ``--teacher`` distils. ``noisy_student`` calls ``_train`` with pseudo-labelled images to add."""
 from __future__ import annotations
 
 import argparse
@@ -6,11 +9,16 @@ import json
 import os
 import sys
 
-import lightning.pytorch as pl
+from typing import Callable
 
-from backbonekit.classification.data import build_classification_data
+import lightning.pytorch as pl
+from torch.utils.data import ConcatDataset, Dataset, Subset
+
+from backbonekit.classification.data import ClassificationData, build_classification_data
+from backbonekit.classification.semi_data import SemiDataset, select_labelled, unlabeled_images
 from backbonekit.classification.task import ClassificationTask, load
-from backbonekit.classification.transforms import mixing_collate
+from backbonekit.classification.transforms import build_transforms, mixing_collate, strong_transforms
+from backbonekit.errors import ConfigError
 from backbonekit.models.registry import default_cfg
 from backbonekit.training.autobatch import batch_size_scope, resolve_batch_size
 from backbonekit.training.autobatch_step import AUTOBATCH_STEP, autobatch_recipe
@@ -25,36 +33,79 @@ def train_classifier(args: argparse.Namespace) -> FitResult:
         return _train(args)
 
 
-def _train(args: argparse.Namespace) -> FitResult:
-    defaults = default_cfg(args.model)  # an unknown name fails here, before any data is read
-    pl.seed_everything(args.seed, workers=True, verbose=False)
-    image_size = args.image_size or defaults["input_size"][-1]
+def labelled_split(args: argparse.Namespace, data: ClassificationData) -> tuple[Dataset, object]:
+    """The labelled training set (all of it, or ``--labels-per-class`` of each class) and the indices left out."""
+    per_class = getattr(args, "labels_per_class", None)
+    if not per_class:
+        return data.train, None
+    chosen, rest = select_labelled(data.train.labels, per_class, len(data.class_names), args.seed)
+    return Subset(data.train, chosen.tolist()), rest
+
+
+def load_data(args: argparse.Namespace, image_size: int) -> ClassificationData:
     data = build_classification_data(args.data, image_size=image_size, augment=args.augment,
                                      val_ratio=args.val_ratio, seed=args.seed, skip_bad_images=args.skip_bad_images)
     if data.skipped:
         print(f"skipped {len(data.skipped)} unreadable image(s), e.g. {data.skipped[0][0]}: {data.skipped[0][1]}",
               file=sys.stderr)
+    return data
+
+
+def _train(args: argparse.Namespace, *, extra_train: Callable[[ClassificationData, int], Dataset] | None = None,
+           labelled_wrap: Callable[[Dataset, int], Dataset] | None = None, run_task: str = "classify",
+           extra_hparams: dict | None = None) -> FitResult:
+    """One training run. ``extra_train(data, image_size)`` → images added to the labelled ones (Noisy Student's
+    pseudo-labelled set), ``labelled_wrap(labelled, num_classes)`` adapts the labelled set to them (soft targets); ``run_task`` is the
+    folder under ``--out`` the run goes to."""
+    defaults = default_cfg(args.model)  # an unknown name fails here, before any data is read
+    pl.seed_everything(args.seed, workers=True, verbose=False)
+    image_size = args.image_size or defaults["input_size"][-1]
+    data = load_data(args, image_size)
+    labelled, rest = labelled_split(args, data)
+    unlabeled, semi = getattr(args, "unlabeled", None), getattr(args, "semi", None)
+    if semi and not unlabeled:
+        raise ConfigError(f"--semi {semi} needs --unlabeled (a folder of images, or digits-rest)")
+    semi = (semi or "fixmatch") if unlabeled else None
+    if semi and (args.cutmix or args.mixup):
+        raise ConfigError("--semi does not combine with --cutmix/--mixup (the unlabelled loss takes hard labels)")
     lr = args.lr if args.lr is not None else (0.1 if args.optimizer == "sgd" else 1e-3)
     config = dict(model=args.model, num_classes=len(data.class_names), class_names=data.class_names,
                   pretrained=args.pretrained, image_size=image_size, optimizer=args.optimizer, lr=lr, weight_decay=args.weight_decay,
                   scheduler=args.scheduler, warmup_epochs=args.warmup_epochs, step_size=args.step_size,
                   epochs=args.epochs, freeze_backbone=args.freeze_backbone, backbone_lr_mult=args.backbone_lr_mult,
                   label_smoothing=args.label_smoothing, drop_rate=args.drop_rate, drop_path_rate=args.drop_path_rate)
+    if getattr(args, "teacher", None):
+        config.update(teacher=args.teacher, distill_alpha=args.distill_alpha,
+                      distill_temperature=args.distill_temperature, distill_loss=args.distill_loss)
+    if semi:
+        config.update(semi=semi, threshold=args.threshold, mu=args.mu, lambda_u=args.lambda_u)
     recipe = autobatch_recipe(ClassificationTask, config, args.precision)
-    batch_size = resolve_batch_size(args.batch_size, AUTOBATCH_STEP, recipe, max_batch=len(data.train),
+    batch_size = resolve_batch_size(args.batch_size, AUTOBATCH_STEP, recipe, max_batch=len(labelled),
                                     max_memory=args.max_memory, memory_fraction=args.memory_fraction)
     task = ClassificationTask(**config)
 
+    train_set = labelled_wrap(labelled, len(data.class_names)) if labelled_wrap else labelled
+    if extra_train is not None:
+        train_set = ConcatDataset([train_set, extra_train(data, image_size)])
+    if semi:
+        flip = data.source != "digits"
+        train_set = SemiDataset(labelled, unlabeled_images(args.unlabeled, data.train, rest),
+                                weak=build_transforms(image_size, train=True, augment="basic", flip=flip),
+                                strong=strong_transforms(image_size, flip=flip) if semi == "fixmatch" else None,
+                                mu=args.mu)
     collate = mixing_collate(len(data.class_names), args.cutmix, args.mixup)
-    train_loader, val_loader = make_loaders(data.train, data.val, batch_size, workers=args.workers,
+    train_loader, val_loader = make_loaders(train_set, data.val, batch_size, workers=args.workers,
                                             collate_fn=collate, mixing=collate is not None)
 
-    engine = EngineConfig(task="classify", epochs=args.epochs, monitor="val/top1", mode="max",
-                          log_keys=("train/loss", "val/loss", "val/top1", "val/top5"), **engine_options(args))
+    log_keys = ("train/loss", "val/loss", "val/top1", "val/top5") + (("train/mask_rate",) if semi else ())
+    engine = EngineConfig(task=run_task, epochs=args.epochs, monitor="val/top1", mode="max", log_keys=log_keys,
+                          **engine_options(args))
     hparams = {"task": {k: v for k, v in config.items() if k != "class_names"}, "class_names": data.class_names,
-               "data": {"source": data.source, "path": args.data, "train": len(data.train), "val": len(data.val),
+               "data": {"source": data.source, "path": args.data, "train": len(train_set), "val": len(data.val),
+                        "labelled": len(labelled), "labels_per_class": getattr(args, "labels_per_class", None),
+                        "unlabeled": getattr(args, "unlabeled", None),
                         "batch_size": batch_size, "augment": args.augment, "cutmix": args.cutmix,
-                        "mixup": args.mixup}}
+                        "mixup": args.mixup}, **(extra_hparams or {})}
     result = fit(task, train_loader, val_loader, engine, hparams=hparams)
     if result.trainer.is_global_zero and result.best_path is not None and result.best_path.exists():
         _export_best(result, config)

@@ -39,6 +39,14 @@ def build_transforms(image_size: int, *, train: bool, augment: str = "basic", fl
     return v2.Compose(ops)
 
 
+def strong_transforms(image_size: int, *, flip: bool = True) -> v2.Compose:
+    """FixMatch's strong view: the weak view (``basic``: pad-and-crop or resized crop, flip) + RandAugment + Cutout
+    (one erased patch, 2–25% of the image, filled grey), uint8 in and out."""
+    ops = list(build_transforms(image_size, train=True, augment="randaugment", flip=flip).transforms)
+    ops.append(v2.RandomErasing(p=1.0, scale=(0.02, 0.25), ratio=(0.5, 2.0), value=127))
+    return v2.Compose(ops)
+
+
 def _random_crop(image_size: int) -> list[Callable]:
     if image_size <= SMALL_IMAGE:
         return [v2.Resize(image_size), v2.RandomCrop(image_size, padding=image_size // 8, padding_mode="reflect")]

@@ -91,7 +91,8 @@ def evaluate_checkpoint(checkpoint: str | Path, root: str | Path, subset: str, s
     task.to(device)
     ds = SeqDeepFakeDataset(root, subset, split, transform=build_transform(task.cfg.image_size, train=False),
                             skip_missing=skip_missing)
-    metric = SequenceAccuracy()
+    # One process scores the whole split (after DDP training only rank 0 does): no syncing with the others.
+    metric = SequenceAccuracy(sync_on_compute=False)
     with torch.inference_mode():
         for images, labels in DataLoader(ds, batch_size=batch_size):
             metric.update(task(images.to(device)).cpu(), labels)
