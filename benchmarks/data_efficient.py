@@ -22,12 +22,11 @@ import torch
 
 from backbonekit.cli import main
 
-IMAGE = ["--data", "digits", "--image-size", "16", "--optimizer", "adamw", "--lr", "1e-3", "--weight-decay", "0.05",
-         "--progress", "lines"]
+IMAGE = ["--data", "digits", "--optimizer", "adamw", "--lr", "1e-3", "--weight-decay", "0.05", "--progress", "lines"]
 
 
-def run(out: Path, name: str, *extra: str, command=("train", "classify")) -> float:
-    code = main([*command, *IMAGE, "--out", str(out), "--name", name, *extra])
+def run(out: Path, name: str, *extra: str, command=("train", "classify"), size: int = 16) -> float:
+    code = main([*command, *IMAGE, "--image-size", str(size), "--out", str(out), "--name", name, *extra])
     if code:
         sys.exit(f"{name}: exit {code}")
     if command[1] == "noisy-student":
@@ -60,7 +59,7 @@ def main_(argv=None) -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     q = args.quick
     out = Path(args.out or tempfile.mkdtemp(prefix="data-efficient-"))
-    lines = [f"{'row (best val top-1 %, digits, 16×16)':<44} {'mean ± std':<15} {'gain vs base':<15} "
+    lines = [f"{'row (best val top-1 %, digits)':<44} {'mean ± std':<15} {'gain vs base':<15} "
              f"{'per seed':<18} {'time':>7}"]
     t0 = time.time()
 
@@ -96,35 +95,41 @@ def distillation(out: Path, seeds: list[int], q: bool, lines: list[str]) -> None
 
 
 def few_labels(out: Path, seeds: list[int], q: bool, lines: list[str]) -> None:
-    # (b) 14 labels a class (140 images, ~10%): the rest of the training split is the unlabelled set.
-    few = ["--model", "resnet18", "--epochs", "1" if q else "20", "--batch-size", "16", "--labels-per-class", "14"]
-    semi = ["--unlabeled", "digits-rest", "--threshold", "0.9", "--mu", "3", "--lambda-u", "1"]
+    # (b) 14 labels a class (140 images, ~10%): the rest of the training split is the unlabelled set. At 32² (at 16²
+    # the labelled-only model is as good as the semi-supervised ones within the spread: 93.9 vs 94.2 ± 1.2).
+    epochs = "1" if q else "30"
+    few = ["--model", "resnet18", "--epochs", epochs, "--batch-size", "16", "--labels-per-class", "14"]
+    semi = ["--unlabeled", "digits-rest", "--threshold", "0.95", "--mu", "3", "--lambda-u", "1"]
     start = time.time()
-    base = [run(out, f"few-base-s{s}", *few, "--seed", str(s)) for s in seeds]
-    lines.append(summary("(b) 10% labels, labelled only, 20 epochs", base, None, time.time() - start))
+    base = [run(out, f"few-base-s{s}", *few, "--seed", str(s), size=32) for s in seeds]
+    lines.append(summary(f"(b) 10% labels, labelled only, {epochs} ep, 32²", base, None, time.time() - start))
+    print(lines[-1], flush=True)
     for method in ("pseudo-label", "fixmatch"):
         start = time.time()
-        scores = [run(out, f"few-{method}-s{s}", *few, *semi, "--semi", method, "--seed", str(s)) for s in seeds]
-        lines.append(summary(f"(b) 10% labels + {method} (μ 3, τ 0.9)", scores, base, time.time() - start))
+        scores = [run(out, f"few-{method}-s{s}", *few, *semi, "--semi", method, "--seed", str(s), size=32)
+                  for s in seeds]
+        lines.append(summary(f"(b) 10% labels + {method} (μ 3, τ 0.95)", scores, base, time.time() - start))
         print(lines[-1], flush=True)
 
 
 def noisy_student(out: Path, seeds: list[int], q: bool, lines: list[str]) -> None:
     # (c) Noisy Student on the same 10%: gen 0 trains on the labels, gens 1–2 add the teacher's pseudo-labels.
     start = time.time()
-    gens = run(out, "ns", "--teacher-model", "resnet18", "--students", "resnet18,resnet18", "--iterations", "2",
-               "--labels-per-class", "14", "--unlabeled", "digits-rest", "--epochs", "1" if q else "6",
-               "--batch-size", "32", "--threshold", "0.0" if q else "0.3", "--seed", str(seeds[0]),
-               command=("train", "noisy-student"))
-    previous = None
-    for g in gens:
-        gain = "" if previous is None else f"{100 * (g['val_top1'] - previous):+6.2f} vs gen {g['generation'] - 1}"
-        acc = g["pseudo_acc"]
-        lines.append(f"(c) noisy student gen {g['generation']} ({g['role']}, seed {seeds[0]})".ljust(44)
-                     + f" {100 * g['val_top1']:6.2f}          {gain:<15} "
-                     + (f"pseudo {g['pseudo_labelled']} @ {100 * acc:.1f}%" if isinstance(acc, float) else ""))
-        previous = g["val_top1"]
-    lines[-1] += f"   ({time.time() - start:.0f}s for all generations)"
+    runs = [run(out, f"ns-s{s}", "--teacher-model", "resnet18", "--students", "resnet18,resnet18", "--iterations",
+                "2", "--labels-per-class", "14", "--unlabeled", "digits-rest", "--epochs", "1" if q else "6",
+                "--batch-size", "32", "--threshold", "0.0" if q else "0.3", "--seed", str(s),
+                command=("train", "noisy-student")) for s in seeds]
+    seconds = time.time() - start
+    by_gen = [[r[g]["val_top1"] for r in runs] for g in range(len(runs[0]))]
+    for g, scores in enumerate(by_gen):
+        role = "teacher, labels only" if g == 0 else "student"
+        label = f"(c) noisy student gen {g} ({role})"
+        lines.append(summary(label, scores, by_gen[g - 1] if g else None, seconds if g == len(by_gen) - 1 else 0))
+        accs = [r[g]["pseudo_acc"] for r in runs if isinstance(r[g]["pseudo_acc"], float)]
+        if accs:
+            used = statistics.mean(r[g]["pseudo_labelled"] for r in runs)
+            lines[-1] += f"  pseudo-labels {used:.0f} @ {100 * statistics.mean(accs):.1f}%"
+    print("\n".join(lines[-len(by_gen):]), flush=True)
 
 
 if __name__ == "__main__":

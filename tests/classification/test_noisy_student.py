@@ -66,3 +66,10 @@ def test_noisy_student_needs_one_teacher(image_folder, tmp_path, capsys):
                  "--unlabeled", str(image_folder)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--teacher CKPT or --teacher-model NAME" in err[0]
+
+
+def test_noisy_student_refuses_model_rather_than_ignoring_it(image_folder, tmp_path, capsys):
+    assert main(["train", "noisy-student", "--data", str(image_folder), *FAST, "--out", str(tmp_path),
+                 "--unlabeled", str(image_folder), "--teacher-model", "resnet18", "--model", "resnet34"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not --model" in err[0]

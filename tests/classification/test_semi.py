@@ -73,6 +73,35 @@ def test_semi_loss_masks_by_threshold_and_measures_pseudo_labels(semi):
     assert "pseudo_acc" not in task._semi_stats
 
 
+def test_strong_views_stay_out_of_the_inference_statistics():
+    # The running averages after a FixMatch step are those of the labelled + weak batch alone.
+    torch.manual_seed(0)
+    task = ClassificationTask(model="resnet18", num_classes=3, image_size=16, semi="fixmatch", mu=2,
+                              threshold=0.0).train()
+    batch = task.example_batch(4)
+    batch["strong"] = torch.full_like(batch["strong"], 255)  # far from the other images' statistics
+    alone = ClassificationTask(model="resnet18", num_classes=3, image_size=16).train()
+    alone.load_state_dict(task.state_dict())
+    task.training_loss(batch)
+    alone(torch.cat([batch["x"], batch["weak"].flatten(0, 1)]))
+    bn, bn_alone = task.model.bn1, alone.model.bn1
+    assert torch.allclose(bn.running_mean, bn_alone.running_mean)
+    assert torch.allclose(bn.running_var, bn_alone.running_var)
+    assert int(bn.num_batches_tracked) == int(bn_alone.num_batches_tracked) == 1
+
+
+def test_running_stats_frozen_normalises_with_the_batch_and_restores_momentum():
+    from backbonekit.nn.batchnorm import running_stats_frozen
+
+    bn = torch.nn.BatchNorm2d(2).train()
+    x = torch.randn(4, 2, 3, 3) * 5 + 3
+    with running_stats_frozen(bn):
+        y = bn(x)
+    assert torch.allclose(y.mean((0, 2, 3)), torch.zeros(2), atol=1e-5)  # batch statistics used
+    assert torch.equal(bn.running_mean, torch.zeros(2)) and torch.equal(bn.running_var, torch.ones(2))
+    assert bn.momentum == 0.1 and int(bn.num_batches_tracked) == 0
+
+
 def test_train_fixmatch_on_digits_rest_logs_mask_rate_and_pseudo_accuracy(tmp_path):
     out = tmp_path / "runs"
     assert main(["train", "classify", "--data", "digits", *FAST, "--out", str(out), "--name", "fm",

@@ -82,3 +82,12 @@ def test_models_lists_every_task(capsys):
     out = capsys.readouterr().out
     assert "efficientdet_d0" in out and "3,880,067" in out and "detect" in out and "sequence" in out
     assert main(["models", "nothing*"]) == 2
+
+
+def test_models_lists_every_registered_model(capsys):
+    from backbonekit.models.registry import list_models
+
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    missing = [n for n in list_models() if n != "efficientnet_custom" and n not in out]
+    assert not missing and "138,357,544" in out  # vgg16's count, from the meta-device build

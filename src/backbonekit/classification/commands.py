@@ -39,6 +39,7 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--skip-bad-images", action="store_true")
     p.add_argument("--out", help="where to write metrics.json (default: eval/ in the checkpoint's run folder)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the fused model (pays on large sets)")
     p.set_defaults(func=cmd_eval)
 
     p = verbs["predict"].add_parser("classify", help="top-k classes for images or folders")
@@ -46,6 +47,7 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--json", action="store_true", help="one JSON object per image")
+    p.add_argument("--compile", action="store_true", help="torch.compile the fused model (pays on many images)")
     p.set_defaults(func=cmd_predict)
 
 
@@ -127,7 +129,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from backbonekit.classification.predict import predict_images
 
-    for row in predict_images(args.checkpoint, args.paths, top_k=args.top_k):
+    for row in predict_images(args.checkpoint, args.paths, top_k=args.top_k, compile=args.compile):
         if args.json:
             print(json.dumps(row))
         else:

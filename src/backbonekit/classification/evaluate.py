@@ -16,6 +16,8 @@ from backbonekit.errors import ConfigError
 
 def evaluate_classifier(args: argparse.Namespace) -> dict:
     trained = load(args.checkpoint, fuse=True)  # BatchNorm folded: the same outputs, faster
+    if getattr(args, "compile", False):
+        trained.model.compile()
     class_names = list(trained.cfg.class_names)
     data = build_classification_data(args.data, image_size=trained.cfg.image_size, augment="none",
                                      val_ratio=args.val_ratio, seed=args.seed, skip_bad_images=args.skip_bad_images)

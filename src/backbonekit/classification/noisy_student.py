@@ -60,6 +60,9 @@ def train_noisy_student(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace, students: list[str]) -> None:
+    if args.model is not None:
+        raise ConfigError("noisy-student takes its models as --teacher-model (generation 0) and --students "
+                          "(generations 1, 2, …), not --model")
     if bool(args.teacher) == bool(args.teacher_model):
         raise ConfigError("give the first teacher as --teacher CKPT or --teacher-model NAME (one of them)")
     if args.iterations < 1:

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import yaml
-from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint, RichProgressBar
 
 from backbonekit.training.callbacks import EpochLine, GracefulStop, LastCheckpoint, ResultsCSV, RNGState
+from backbonekit.errors import ConfigError
 from backbonekit.training.checkpoint_io import AtomicCheckpointIO
 from backbonekit.training.plots import plot_results
 from backbonekit.training.run_dir import ENV_RUN_DIR, make_run_dir
@@ -36,6 +37,8 @@ class EngineConfig:
     strategy: str = "auto"
     num_nodes: int = 1
     deterministic: bool = False
+    compile: bool = False                   # torch.compile the task's ``model`` (state-dict keys unchanged)
+    ema_decay: float | None = None          # validate and checkpoint an exponential moving average of the weights
     monitor: str = "val/top1"
     mode: str = "max"
     log_keys: tuple[str, ...] = ("train/loss", "val/loss")
@@ -70,6 +73,12 @@ def build_trainer(cfg: EngineConfig, run_dir: Path, extra_callbacks=()) -> tuple
     parts["last"] = LastCheckpoint(run_dir, parts["stop"])
     callbacks = [parts["checkpoint"], parts["last"], parts["stop"], ResultsCSV(run_dir / "results.csv"), RNGState(),
                  RichProgressBar() if progress else EpochLine(cfg.log_keys + (cfg.monitor,)), *extra_callbacks]
+    if cfg.ema_decay is not None:
+        if not 0 < cfg.ema_decay < 1:
+            raise ConfigError(f"--ema must be between 0 and 1 (a decay such as 0.999), got {cfg.ema_decay}")
+        # Lightning swaps the average in for each validation and saves it as the checkpoint's state_dict (the live
+        # weights ride along for --resume), so best.ckpt and everything exported from it hold the average.
+        callbacks.append(EMAWeightAveraging(decay=cfg.ema_decay))
     trainer = pl.Trainer(
         default_root_dir=run_dir, max_epochs=cfg.epochs, precision=cfg.precision, devices=cfg.devices,
         accelerator=cfg.accelerator, strategy=cfg.strategy, num_nodes=cfg.num_nodes, logger=False,
@@ -98,6 +107,8 @@ def _fit_in(run_dir: Path, module, train_loader, val_loader, cfg: EngineConfig, 
     if trainer.is_global_zero:
         with open(run_dir / "hparams.yaml", "w") as f:
             yaml.safe_dump({"engine": _plain(asdict(cfg)), **_plain(hparams or {})}, f, sort_keys=False)
+    if cfg.compile:
+        module.model.compile()  # in place: the module and its checkpoint keys stay as they are
     with warnings.catch_warnings(), _quiet_lightning():
         # Small data sets and CPU runs trigger advice that does not apply (worker counts, log intervals); the run
         # folder is ours and holds hparams.yaml before the first checkpoint.

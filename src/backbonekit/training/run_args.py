@@ -20,6 +20,11 @@ def add_run_arguments(p: argparse.ArgumentParser, batch_size: int = 32) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for torch (default: one per core); idle threads sleep rather than spin")
     p.add_argument("--deterministic", action="store_true")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the model (minutes of compiling first; see README for where it pays)")
+    p.add_argument("--ema", type=float, default=None, metavar="DECAY",
+                   help="keep an exponential moving average of the weights (e.g. 0.999): validation, best.ckpt and "
+                        "best.safetensors use it")
     p.add_argument("--out", default="runs")
     p.add_argument("--name")
     p.add_argument("--seed", type=int, default=0)
@@ -33,4 +38,5 @@ def engine_options(args: argparse.Namespace) -> dict:
     devices = int(args.devices) if str(args.devices).isdigit() else args.devices
     return dict(out=args.out, name=args.name, resume=args.resume, precision=args.precision, devices=devices,
                 accelerator=args.accelerator, strategy=args.strategy, num_nodes=args.num_nodes,
-                deterministic=args.deterministic, progress={"auto": None, "bar": True, "lines": False}[args.progress])
+                deterministic=args.deterministic, ema_decay=args.ema, compile=args.compile,
+                progress={"auto": None, "bar": True, "lines": False}[args.progress])
