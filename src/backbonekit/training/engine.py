@@ -17,8 +17,8 @@ import lightning.pytorch as pl
 import yaml
 from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint, RichProgressBar
 
-from backbonekit.training.callbacks import EpochLine, GracefulStop, LastCheckpoint, ResultsCSV, RNGState
 from backbonekit.errors import ConfigError
+from backbonekit.training.callbacks import EpochLine, GracefulStop, LastCheckpoint, ResultsCSV, RNGState
 from backbonekit.training.checkpoint_io import AtomicCheckpointIO
 from backbonekit.training.plots import plot_results
 from backbonekit.training.run_dir import ENV_RUN_DIR, make_run_dir
