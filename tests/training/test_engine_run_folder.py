@@ -1,6 +1,7 @@
 """The engine on its own, with a toy LightningModule: it must know nothing of any task but the module interface."""
 import csv
 import json
+import os
 
 import lightning.pytorch as pl
 import pytest
@@ -109,6 +110,20 @@ def test_last_checkpoint_follows_every_epoch_not_only_the_best(tmp_path):
     best = torch.load(result.best_path, weights_only=True)
     assert best["epoch"] == 0 and last["epoch"] == 2  # resuming from last.ckpt must not go back to the best epoch
     assert result.best_score == 0.0
+    assert not os.path.samefile(result.last_path, result.best_path)
+
+
+class GetsBetter(Toy):
+    def on_validation_epoch_end(self):
+        self.log("val/score", float(self.current_epoch))
+
+
+def test_last_checkpoint_is_a_link_to_best_when_both_are_of_the_same_step(tmp_path):
+    """One serialisation per improving epoch: last.ckpt is another name of best.ckpt (the test above shows that the
+    later saves of last.ckpt after a linked epoch leave best.ckpt as it was)."""
+    result = fit(GetsBetter(), *_loaders(), _cfg(tmp_path, epochs=2, monitor="val/score", mode="max"))
+    assert os.path.samefile(result.last_path, result.best_path)
+    assert torch.load(result.last_path, weights_only=True)["epoch"] == 1
 
 
 class HasModel(Toy):

@@ -88,6 +88,9 @@ def add_data_efficient_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--threshold", type=float, default=0.95, help="confidence a pseudo-label needs")
     g.add_argument("--mu", type=int, default=7, help="unlabelled images per labelled one in a batch")
     g.add_argument("--lambda-u", type=float, default=1.0, help="weight of the unlabelled loss")
+    g.add_argument("--unsup-warmup", type=float, default=None, metavar="FRACTION",
+                   help="share of training over which --lambda-u ramps up from 0 (default: 0.4 for pseudo-label "
+                        "from the model itself, as USB; 0 for fixmatch and for pseudo-labels from --teacher)")
     g.add_argument("--labels-per-class", type=int, metavar="N", help="train on N labelled images a class (seeded)")
 
 

@@ -60,6 +60,7 @@ class ClassifyConfig:
     threshold: float = 0.95
     mu: int = 7
     lambda_u: float = 1.0
+    unsup_warmup: float = 0.0  # share of the training steps over which lambda_u ramps up linearly from 0
 
 
 def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float = 4.0,
@@ -197,7 +198,15 @@ class ClassificationTask(pl.LightningModule):
         self._semi_stats = {"mask_rate": mask.mean().detach(), "unlabelled_loss": unlabelled.detach()}
         if known.any():
             self._semi_stats["pseudo_acc"] = ((pseudo[known] == true[known]).float().mean(), int(known.sum()))
-        return loss + self.cfg.lambda_u * unlabelled
+        return loss + self.cfg.lambda_u * self._unsup_ramp() * unlabelled
+
+    def _unsup_ramp(self) -> float:
+        """0 → 1 over the first ``unsup_warmup`` of training (Lee 2013's α(t); USB's ``unsup_warmup``): early pseudo-
+        labels of a model that has barely seen its labels would otherwise be learnt as if they were true."""
+        if self.cfg.unsup_warmup <= 0 or self._trainer is None:
+            return 1.0
+        total = max(1, int(self.trainer.estimated_stepping_batches * self.cfg.unsup_warmup))
+        return min(1.0, self.global_step / total)
 
     def head_parameters(self) -> list[nn.Parameter]:
         return list(self.model.get_classifier().parameters())

@@ -78,7 +78,13 @@ def _train(args: argparse.Namespace, *, extra_train: Callable[[ClassificationDat
         config.update(teacher=args.teacher, distill_alpha=args.distill_alpha,
                       distill_temperature=args.distill_temperature, distill_loss=args.distill_loss)
     if semi:
-        config.update(semi=semi, threshold=args.threshold, mu=args.mu, lambda_u=args.lambda_u)
+        warmup = getattr(args, "unsup_warmup", None)
+        if warmup is None:
+            online = semi == "pseudo-label" and not getattr(args, "teacher", None)
+            warmup = 0.4 if online else 0.0  # a teacher's labels are as good at step 0 as later
+        if not 0 <= warmup <= 1:
+            raise ConfigError(f"--unsup-warmup must be between 0 and 1, got {warmup}")
+        config.update(semi=semi, threshold=args.threshold, mu=args.mu, lambda_u=args.lambda_u, unsup_warmup=warmup)
     recipe = autobatch_recipe(ClassificationTask, config, args.precision)
     batch_size = resolve_batch_size(args.batch_size, AUTOBATCH_STEP, recipe, max_batch=len(labelled),
                                     max_memory=args.max_memory, memory_fraction=args.memory_fraction)

@@ -86,6 +86,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup-epochs", type=float, default=1.0)
     p.add_argument("--backbone-lr-mult", type=float, default=1.0, help="fine-tuning: backbone lr = lr × this")
     p.add_argument("--frozen-bn", action="store_true", help="freeze the backbone's BatchNorm (small batches)")
+    p.add_argument("--norm", default="auto", choices=("auto", "batch", "group"),
+                   help="group: GroupNorm in place of every BatchNorm, so validation computes what training does "
+                        "whatever the batch size; auto: group from random initialisation (no --pretrained or "
+                        "--pretrained-backbone), batch when fine-tuning pretrained weights")
     p.add_argument("--drop-path-rate", type=float, default=None,
                    help="stochastic depth of the variant's EfficientNet backbone (default effdet's 0.2)")
     p.add_argument("--clip-grad", type=float, default=10.0, help="gradient-norm clipping (0 turns it off)")

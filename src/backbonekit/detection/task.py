@@ -20,7 +20,9 @@ from torchmetrics.detection import MeanAveragePrecision
 from backbonekit.detection.loss import detection_loss
 from backbonekit.detection.matching import build_batch_targets
 from backbonekit.detection.postprocess import postprocess
+from backbonekit.errors import ConfigError
 from backbonekit.models.registry import create_model
+from backbonekit.nn.groupnorm import batch_norm_to_group_norm
 from backbonekit.nn.normalize import ImageNormalize
 from backbonekit.training.optim import build_optimizer, build_schedule, check_choices, param_groups
 from backbonekit.training.task_io import load_task
@@ -50,6 +52,7 @@ class DetectConfig:
     epochs: int = 50
     backbone_lr_mult: float = 1.0
     frozen_bn: bool = False
+    norm: str = "batch"                        # batch | group: GroupNorm in place of every BatchNorm (from scratch)
     drop_path_rate: float | None = None        # stochastic depth of the default backbone (None: effdet's 0.2)
     bn_momentum: float | None = 0.1            # None keeps effdet's 0.01, tuned for 300k-step schedules
     precise_bn_images: int = 256               # training images that re-estimate BN statistics before validation
@@ -155,7 +158,9 @@ class DetectionTask(pl.LightningModule):
                 yield images
 
     def on_validation_epoch_start(self) -> None:
-        if self.trainer.state.fn == "fit" and not self.trainer.sanity_checking and self.cfg.precise_bn_images > 0:
+        has_batch_norm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.model.modules())
+        if (self.trainer.state.fn == "fit" and not self.trainer.sanity_checking and self.cfg.precise_bn_images > 0
+                and has_batch_norm):
             self.recalibrate_batch_norm(self._precise_bn_batches())
 
 
@@ -230,7 +235,14 @@ def build_detector(cfg: DetectConfig, pretrained: bool = False) -> torch.nn.Modu
         kwargs["backbone_drop_path"] = cfg.drop_path_rate
     if pretrained and cfg.pretrained_backbone:
         kwargs["pretrained_backbone"] = cfg.pretrained_backbone
-    return create_model(cfg.model, pretrained=cfg.pretrained if pretrained else None, **kwargs)
+    model = create_model(cfg.model, pretrained=cfg.pretrained if pretrained else None, **kwargs)
+    if cfg.norm == "group":
+        if cfg.frozen_bn:
+            raise ConfigError("frozen_bn freezes the backbone's BatchNorm; with norm='group' there is none left")
+        batch_norm_to_group_norm(model)
+    elif cfg.norm != "batch":
+        raise ConfigError(f"norm must be batch or group, got {cfg.norm!r}")
+    return model
 
 
 def metric_target(target: dict, num_classes: int) -> dict:

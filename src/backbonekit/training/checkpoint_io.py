@@ -6,6 +6,7 @@ crash or a full disk leaves the previous checkpoint intact. Loading uses ``weigh
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,24 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def atomic_link(source: str | os.PathLike, path: str | os.PathLike) -> None:
+    """``path`` becomes a second name of the file ``source`` (a copy where the file system has no hard links), swapped
+    in atomically. Later atomic saves over either name give it a new file, so the other keeps its contents."""
+    path = Path(path)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.link"
+    try:
+        if tmp.exists():
+            tmp.unlink()
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def load_checkpoint_file(path: str | os.PathLike, map_location: Any = "cpu") -> dict:

@@ -70,7 +70,7 @@ def build_trainer(cfg: EngineConfig, run_dir: Path, extra_callbacks=()) -> tuple
                                       save_top_k=1, enable_version_counter=False, auto_insert_metric_name=False),
         "stop": GracefulStop(run_dir / "last.ckpt"),
     }
-    parts["last"] = LastCheckpoint(run_dir, parts["stop"])
+    parts["last"] = LastCheckpoint(run_dir, parts["stop"], best=parts["checkpoint"])
     callbacks = [parts["checkpoint"], parts["last"], parts["stop"], ResultsCSV(run_dir / "results.csv"), RNGState(),
                  RichProgressBar() if progress else EpochLine(cfg.log_keys + (cfg.monitor,)), *extra_callbacks]
     if cfg.ema_decay is not None:
