@@ -1,8 +1,8 @@
 """Training-loop overhead: `train classify` (data loading, Lightning, callbacks, logging, checkpoints) against a bare
 PyTorch loop of the same model, data, batch size, augmentation and optimiser, in images/s over whole epochs (training
-pass + validation pass, as both run them), in one process, one after the other.
+pass + validation pass, as both run them), in one process, bare and ours in alternating order over `--rounds`.
 
-Run:  .venv/bin/python benchmarks/bench_train_loop.py [--epochs 4] [--threads 2]
+Run:  .venv/bin/python benchmarks/bench_train_loop.py [--epochs 4] [--threads 2] [--rounds 2]
 
 Two set-ups: ResNet-18 at 32² on the built-in digits (1,437 training images, batch 32), and ResNet-18 at 224² on an
 ImageFolder of scikit-image's bundled real photos (random crops of 8 photos, 2 classes × 24, batch 8). The first
@@ -93,20 +93,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="bare/ours pairs per set-up, in alternating order (bare, ours, ours, bare, ...)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="bench-train-loop-"))
     setups = [("digits 32²", "digits", 32, 32), ("photos 224²", str(photo_folder(work / "photos")), 224, 8)]
     print(f"{'set-up':<14}{'ours img/s':>12}{'bare img/s':>12}{'ours/bare':>11}   (median epoch of {args.epochs}, "
-          f"first left out; {args.threads} threads)")
+          f"first left out; {args.threads} threads; {args.rounds} alternating rounds, median of each side)")
     for label, data_arg, size, batch in setups:
         n_train = len(build_classification_data(data_arg, image_size=size, augment="none", val_ratio=0.2,
                                                 seed=0).train)
-        bare = bare_epochs(data_arg, size, batch, args.epochs, 1e-3)
-        ours = ours_epochs(data_arg, size, batch, args.epochs, 1e-3, work / label.split()[0])
-        rate_bare = n_train / statistics.median(bare[1:])
-        rate_ours = n_train / statistics.median(ours[1:])
-        print(f"{label:<14}{rate_ours:>12.1f}{rate_bare:>12.1f}{rate_ours / rate_bare:>10.3f}×")
+        # A shared machine drifts over minutes; alternating the order spreads the drift over both sides.
+        bare, ours, per_round = [], [], []
+        for r in range(args.rounds):
+            run_bare = lambda: bare_epochs(data_arg, size, batch, args.epochs, 1e-3)  # noqa: E731
+            run_ours = lambda: ours_epochs(data_arg, size, batch, args.epochs, 1e-3,  # noqa: E731
+                                           work / f"{label.split()[0]}-{r}")
+            if r % 2 == 0:
+                b, o = run_bare()[1:], run_ours()[1:]
+            else:
+                o, b = run_ours()[1:], run_bare()[1:]
+            bare += b
+            ours += o
+            per_round.append(statistics.median(b) / statistics.median(o))
+        rate_bare = n_train / statistics.median(bare)
+        rate_ours = n_train / statistics.median(ours)
+        rounds = ", ".join(f"{x:.3f}" for x in per_round)
+        print(f"{label:<14}{rate_ours:>12.1f}{rate_bare:>12.1f}{rate_ours / rate_bare:>10.3f}×   rounds: {rounds}",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ Every row runs the real command (``backbonekit.cli.main``) in this process with 
 row has the same epochs, batch size and optimiser, and a gain is the mean ± standard deviation of the per-seed
 (paired: same split, same labelled subset) differences of best validation top-1.
 
-    OMP_NUM_THREADS=2 python benchmarks/data_efficient.py            # about 15–20 min on a busy 2-core CPU
+    OMP_NUM_THREADS=2 python benchmarks/data_efficient.py            # every part, seeds 0,1,2: about an hour
+    python benchmarks/data_efficient.py --parts b --seeds 0,1,2,3,4  # the README's 10%-label table: 68 min, 2 cores
     python benchmarks/data_efficient.py --seeds 0 --quick            # a smoke run of every row
 """
 from __future__ import annotations
