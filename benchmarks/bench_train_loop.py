@@ -107,13 +107,11 @@ def main() -> None:
         # A shared machine drifts over minutes; alternating the order spreads the drift over both sides.
         bare, ours, per_round = [], [], []
         for r in range(args.rounds):
-            run_bare = lambda: bare_epochs(data_arg, size, batch, args.epochs, 1e-3)  # noqa: E731
-            run_ours = lambda: ours_epochs(data_arg, size, batch, args.epochs, 1e-3,  # noqa: E731
-                                           work / f"{label.split()[0]}-{r}")
-            if r % 2 == 0:
-                b, o = run_bare()[1:], run_ours()[1:]
-            else:
-                o, b = run_ours()[1:], run_bare()[1:]
+            times = {}
+            for side in ("bare", "ours") if r % 2 == 0 else ("ours", "bare"):
+                times[side] = (bare_epochs(data_arg, size, batch, args.epochs, 1e-3) if side == "bare" else
+                               ours_epochs(data_arg, size, batch, args.epochs, 1e-3, work / f"{label.split()[0]}-{r}"))
+            b, o = times["bare"][1:], times["ours"][1:]
             bare += b
             ours += o
             per_round.append(statistics.median(b) / statistics.median(o))

@@ -180,8 +180,10 @@ class LastCheckpoint(ModelCheckpoint):
 
     def _save_checkpoint(self, trainer, filepath: str) -> None:
         best = self.best
+        # Decided from state every rank shares (not from the file system), so all ranks take the same branch and
+        # meet the same barriers.
         same_step = (best is not None and trainer.global_step > 0 and best._last_global_step_saved == trainer.global_step
-                     and best._last_checkpoint_saved and os.path.isfile(best._last_checkpoint_saved))
+                     and bool(best._last_checkpoint_saved))
         if not same_step:
             super()._save_checkpoint(trainer, filepath)
             return
