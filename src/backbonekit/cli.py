@@ -10,6 +10,7 @@ import argparse
 import importlib
 import os
 import sys
+import time
 
 from backbonekit.errors import BackbonekitError
 
@@ -45,9 +46,9 @@ def set_threads(threads: int | None) -> None:
     Idle OpenMP threads spin for a while before they sleep. On an idle machine that is the fastest (a D0-Lite train
     step at 128², batch 8, 2 cores: 0.33–0.47 s spinning, 0.84 s with OMP_WAIT_POLICY=PASSIVE); with another CPU job
     on the machine the spinning threads steal its cores and ours (1.2–3.2 s against 0.87 s passive). So: passive when
-    the machine is already busy when the run starts (load average at least half the cores), libgomp's default
-    otherwise; an OMP_WAIT_POLICY or GOMP_SPINCOUNT of the user's is left as it is. ``--threads N`` caps torch's pool
-    (default: one per core).
+    other processes keep at least half the cores busy as the run starts, libgomp's default otherwise; an
+    OMP_WAIT_POLICY or GOMP_SPINCOUNT of the user's is left as it is. ``--threads N`` caps torch's pool (default: one
+    per core).
     """
     if not {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"} & set(os.environ) and machine_is_busy():
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
@@ -57,15 +58,58 @@ def set_threads(threads: int | None) -> None:
             sys.modules["torch"].set_num_threads(threads)
 
 
-def machine_is_busy() -> bool:
+def machine_is_busy(stat: str = "/proc/stat", window: float = 0.1) -> bool:
+    """Whether other processes keep at least half the cores busy now, from the CPU time they use over ``window``
+    seconds (this process sleeps meanwhile). Not the load average: a job that ended a minute ago still lifts it, and
+    a run started after it would then give up spinning on an idle machine (half the speed)."""
+    cores = os.cpu_count() or 1
     try:
-        return os.getloadavg()[0] >= 0.5 * (os.cpu_count() or 1)
-    except OSError:  # no load average on this platform
-        return False
+        busy_before, total_before = _cpu_ticks(stat)
+        time.sleep(window)
+        busy_after, total_after = _cpu_ticks(stat)
+    except (OSError, ValueError, IndexError):  # no /proc (macOS, Windows): the load average is all there is
+        try:
+            return os.getloadavg()[0] >= 0.5 * cores
+        except OSError:
+            return False
+    total = total_after - total_before
+    return total > 0 and (busy_after - busy_before) / total >= 0.5
+
+
+def _cpu_ticks(stat: str) -> tuple[int, int]:
+    """(busy, total) clock ticks of all cores since boot, from the first line of /proc/stat."""
+    with open(stat) as f:
+        fields = [int(v) for v in f.readline().split()[1:9]]
+    user, nice, system, idle, iowait, irq, softirq, steal = fields
+    busy = user + nice + system + irq + softirq + steal
+    return busy, busy + idle + iowait
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """Arguments with ``--config`` expanded into the command's flags (typed flags after them win) and
+    ``_explicit``: the options the command line (or the file) set, which ``--resume`` checks against the record."""
+    from backbonekit.io.config_file import config_tokens, explicit_options, load_config, subparser
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "config", None):
+        words = [args.command] + ([args.task] if args.command in VERBS else [])
+        settings, command = load_config(args.config)
+        if command and command != " ".join(words):
+            raise BackbonekitError(f"--config {args.config} is for `{command}`, not `{' '.join(words)}`")
+        argv = argv[:len(words)] + config_tokens(settings, subparser(parser, words), args.config) + argv[len(words):]
+        args = parser.parse_args(argv)
+    args._explicit = explicit_options(build_parser(), argv)
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = parse(argv)
+    except BackbonekitError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     set_threads(getattr(args, "threads", None))
     try:
         result = args.func(args)

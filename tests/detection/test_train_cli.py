@@ -73,6 +73,23 @@ def test_eval_checkpoint_scores_the_runs_validation_split(coco_run, coco_shapes,
     assert rescored["mAP"] == pytest.approx(metrics["coco"]["mAP"])
 
 
+def test_eval_checkpoint_without_data_reads_the_run_record(coco_run, capsys):
+    assert main(["eval", "detect", "--checkpoint", str(coco_run / "best.ckpt"), "--out", str(coco_run / "e2")]) == 0
+    assert "scoring the validation split of" in capsys.readouterr().out
+    assert json.loads((coco_run / "e2" / "metrics.json").read_text())["images"] == 3
+
+
+def test_eval_checkpoint_scores_the_runs_val_data(coco_shapes, tmp_path, capsys):
+    # A run validated on separate --val-data (here the whole file) is scored on that, not on a split of --data.
+    out = tmp_path / "runs"
+    assert main(["train", "detect", "--data", str(coco_shapes), "--val-data", str(coco_shapes / "annotations.json"),
+                 *FAST[:3], "--epochs", "1", *FAST[5:], "--out", str(out), "--name", "v"]) == 0
+    capsys.readouterr()
+    assert main(["eval", "detect", "--checkpoint", str(out / "detect" / "v" / "best.ckpt")]) == 0
+    assert "the run's validation data" in capsys.readouterr().out
+    assert json.loads((out / "detect" / "v" / "eval" / "metrics.json").read_text())["images"] == 14
+
+
 def test_predict_writes_pngs_kitti_files_and_coco_json(coco_run, coco_shapes, tmp_path, capsys):
     out = tmp_path / "pred"
     assert main(["predict", "detect", "--checkpoint", str(coco_run / "best.safetensors"),
@@ -91,8 +108,7 @@ def test_predict_writes_pngs_kitti_files_and_coco_json(coco_run, coco_shapes, tm
 
 
 def test_resume_continues_the_run(coco_run, coco_shapes, capsys):
-    assert main(["train", "detect", "--data", str(coco_shapes), *FAST[:-2], "--epochs", "3", "--resume",
-                 str(coco_run / "last.ckpt")]) == 0
+    assert main(["train", "detect", "--epochs", "3", "--resume", str(coco_run / "last.ckpt")]) == 0
     assert len((coco_run / "results.csv").read_text().splitlines()) == 4
     assert json.loads((coco_run / "metrics.json").read_text())["epochs_done"] == 3
 

@@ -57,8 +57,8 @@ def test_train_eval_predict_end_to_end(synth_root, tmp_path, capsys):
         assert torch.equal(load(run / "best.ckpt")(images), load(run / "best.safetensors")(images))
     capsys.readouterr()
 
-    assert main(["eval", "sequence", "--checkpoint", str(run / "best.ckpt"), "--data", str(synth_root),
-                 "--out", str(tmp_path / "ckpt.json")]) == 0
+    assert main(["eval", "sequence", "--checkpoint", str(run / "best.ckpt"), "--split", "test",
+                 "--out", str(tmp_path / "ckpt.json")]) == 0  # the run's own data, from its record
     assert "Fixed-Acc" in capsys.readouterr().out
 
     csv_path, grid = tmp_path / "pred.csv", tmp_path / "grid.png"

@@ -13,7 +13,7 @@ from backbonekit.training.run_args import add_run_arguments
 # batch 64 cost half as much again for the same accuracy.
 DEMO_ARGS = ["--data", "digits", "--model", "resnet18", "--image-size", "32", "--epochs", "4", "--batch-size", "32",
              "--optimizer", "adamw", "--lr", "1e-3", "--weight-decay", "0.05", "--warmup-epochs", "0.5",
-             "--name", "digits-demo", "--seed", "0"]
+             "--name", "digits-demo", "--exist-ok", "--seed", "0"]
 
 
 def add_commands(verbs: dict) -> None:
@@ -32,9 +32,10 @@ def add_commands(verbs: dict) -> None:
 
     p = verbs["eval"].add_parser("classify", help="top-1/top-5 and per-class accuracy of a checkpoint")
     p.add_argument("--checkpoint", required=True, help="best.ckpt, last.ckpt or best.safetensors of a run")
-    p.add_argument("--data", required=True, help="ImageFolder tree, CIFAR-10 folder or 'digits' (its val split)")
-    p.add_argument("--val-ratio", type=float, default=0.2)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", help="ImageFolder tree, CIFAR-10 folder or 'digits' to score (its val split); default: "
+                                  "the run's own validation data, from its run.yaml")
+    p.add_argument("--val-ratio", type=float, default=None, help="default: the run's (else 0.2)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the split; default: the run's (else 0)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--skip-bad-images", action="store_true")
@@ -52,7 +53,7 @@ def add_commands(verbs: dict) -> None:
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help="ImageFolder tree, CIFAR-10 folder, or 'digits' (built in)")
+    p.add_argument("--data", help="ImageFolder tree, CIFAR-10 folder, or 'digits' (built in); required unless --resume")
     p.add_argument("--model", default="resnet18")
     p.add_argument("--pretrained", help="weights file (torchvision, timm, lukemelas or ours) to start from")
     p.add_argument("--epochs", type=int, default=10)
@@ -117,9 +118,9 @@ def cmd_noisy_student(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from backbonekit.classification.train import train_classifier
+    from backbonekit.training.run_record import start_training
 
-    result = train_classifier(args)
-    return result.exit_code
+    return start_training(args, "train classify", "classify", lambda a: train_classifier(a).exit_code)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -147,11 +148,7 @@ def run_demo() -> int:
     add_train_arguments(parser)
     start = time.time()
     args = parser.parse_args(DEMO_ARGS)
-    out = Path(args.out) / "classify" / args.name
-    if out.exists():  # the demo always starts fresh
-        import shutil
-
-        shutil.rmtree(out)
+    out = Path(args.out) / "classify" / args.name  # --exist-ok: the demo always starts fresh
     result = cmd_train(args)
     metrics = json.loads((out / "metrics.json").read_text())
     top1 = metrics["best"]["val/top1"]

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 from backbonekit.classification.data import build_classification_data
 from backbonekit.classification.task import load
 from backbonekit.errors import ConfigError
+from backbonekit.training.run_record import eval_source
 
 
 def evaluate_classifier(args: argparse.Namespace) -> dict:
@@ -19,8 +20,12 @@ def evaluate_classifier(args: argparse.Namespace) -> dict:
     if getattr(args, "compile", False):
         trained.model.compile()
     class_names = list(trained.cfg.class_names)
-    data = build_classification_data(args.data, image_size=trained.cfg.image_size, augment="none",
-                                     val_ratio=args.val_ratio, seed=args.seed, skip_bad_images=args.skip_bad_images)
+    source = eval_source(args.checkpoint, args.data, val_ratio=args.val_ratio, seed=args.seed)
+    data = build_classification_data(source["data"], image_size=trained.cfg.image_size, augment="none",
+                                     val_ratio=source["val_ratio"], seed=source["seed"],
+                                     skip_bad_images=args.skip_bad_images)
+    print(f"scoring {source['what']}: {source['data']}, validation split (val-ratio {source['val_ratio']}, seed "
+          f"{source['seed']}; {len(data.val)} images)")
     if data.class_names != class_names:
         missing = sorted(set(data.class_names) - set(class_names))
         extra = sorted(set(class_names) - set(data.class_names))
@@ -37,7 +42,8 @@ def evaluate_classifier(args: argparse.Namespace) -> dict:
             logits = trained(x)
             for metric in (top1, top5, per_class):
                 metric.update(logits, y)
-    result = {"checkpoint": str(args.checkpoint), "data": args.data, "images": len(data.val),
+    result = {"checkpoint": str(args.checkpoint), "data": source["data"], "split": source["what"],
+              "val_ratio": source["val_ratio"], "seed": source["seed"], "images": len(data.val),
               "top1": top1.compute().item(), "top5": top5.compute().item(),
               "per_class": dict(zip(class_names, per_class.compute().tolist())),
               "skipped_images": len(data.skipped)}

@@ -27,6 +27,7 @@ from backbonekit.classification.train import _train, labelled_split, load_data
 from backbonekit.errors import ConfigError
 from backbonekit.models.registry import default_cfg
 from backbonekit.training.autobatch import batch_size_scope
+from backbonekit.training.run_record import differing, new_run_folder, read_record, settings_of, write_record
 
 RUN_TASK = "noisy-student"
 TABLE = ("generation", "model", "role", "val_top1", "pseudo_labelled", "pseudo_acc")
@@ -35,9 +36,8 @@ TABLE = ("generation", "model", "role", "val_top1", "pseudo_labelled", "pseudo_a
 def train_noisy_student(args: argparse.Namespace) -> int:
     students = [s.strip() for s in args.students.split(",") if s.strip()]
     _check(args, students)
-    name = args.name or "exp"
-    root = Path(args.out) / RUN_TASK / name
-    root.mkdir(parents=True, exist_ok=True)
+    root = _root_folder(args)
+    name = root.name
     rows: list[dict] = []
     if args.teacher:
         teacher = Path(args.teacher)
@@ -57,6 +57,26 @@ def train_noisy_student(args: argparse.Namespace) -> int:
         teacher = root / f"gen{g}" / "best.safetensors"
     _write_table(root, rows)
     return 0
+
+
+def _root_folder(args: argparse.Namespace) -> Path:
+    """A new numbered folder, or the named one: continued when its record matches these settings (finished
+    generations reused), refused when it does not, replaced with --exist-ok."""
+    root = Path(args.out) / RUN_TASK / args.name if args.name else None
+    record = read_record(root) if root is not None and root.is_dir() else None
+    if record is not None and not args.exist_ok:
+        if record.get("command") != "train noisy-student":
+            raise ConfigError(f"{root} is a `{record.get('command')}` run: choose another --name")
+        changed = differing(vars(args), record["settings"], set(record["settings"]) | set(settings_of(args)))
+        if changed:
+            raise ConfigError(f"{root} was trained with other settings: {changed}. Run the same command to "
+                              "continue it, or choose another --name (--exist-ok replaces it)")
+        print(f"continuing {root}: finished generations are reused")
+        return root
+    if root is None or root.exists():
+        root = new_run_folder(args.out, RUN_TASK, args.name, args.exist_ok)
+    write_record(root, "train noisy-student", settings_of(args))
+    return root
 
 
 def _check(args: argparse.Namespace, students: list[str]) -> None:

@@ -49,11 +49,13 @@ def add_commands(verbs: dict) -> None:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", help="a `train detect` checkpoint: scored on the validation split of --data")
     source.add_argument("--predictions", help="a folder of KITTI result files (16 fields) or a COCO results JSON")
-    p.add_argument("--split", choices=("val", "all"), default="val",
-                   help="with --checkpoint: the training run's validation split (same ratio and seed) or all images")
+    p.add_argument("--split", choices=("val", "all"), default=None,
+                   help="with --checkpoint: the run's validation data (its --val-data, or its split of --data by "
+                        "the recorded ratio and seed) or all images of --data; default: val for the run's own "
+                        "data, all for other --data")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--data", required=True,
-                   help="KITTI root (training/label_2) or COCO annotation JSON (or its folder)")
+    p.add_argument("--data", help="KITTI root (training/label_2) or COCO annotation JSON (or its folder); with "
+                                  "--checkpoint, default: the run's own data from its run.yaml")
     p.add_argument("--classes", nargs="+", default=list(DEFAULT_CLASSES),
                    help="--predictions: KITTI classes to score (with --checkpoint: the checkpoint's)")
     p.add_argument("--recall-points", type=int, choices=(40, 11), default=40, help="KITTI AP: R40 (default) or R11")
@@ -67,7 +69,8 @@ def add_commands(verbs: dict) -> None:
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help="KITTI folder (training/image_2, label_2) or COCO annotation JSON")
+    p.add_argument("--data", help="KITTI folder (training/image_2, label_2) or COCO annotation JSON; required unless "
+                                  "--resume")
     p.add_argument("--val-data", help="COCO: a separate validation JSON (default: split --data by --val-ratio)")
     p.add_argument("--classes", nargs="+", help=f"KITTI classes to train (default {' '.join(DEFAULT_CLASSES)})")
     p.add_argument("--model", default="efficientdet_d0", help="efficientdet_d0 … efficientdet_d7")
@@ -107,10 +110,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from backbonekit.detection.train import train_detector
+    from backbonekit.training.run_record import start_training
 
-    if args.clip_grad is not None and args.clip_grad <= 0:
-        args.clip_grad = None
-    return train_detector(args).exit_code
+    return start_training(args, "train detect", "detect", lambda a: train_detector(a).exit_code)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -137,6 +139,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     if args.checkpoint:
         return cmd_eval_checkpoint(args)
+    if args.data is None:
+        from backbonekit.errors import ConfigError
+
+        raise ConfigError("--predictions needs --data (the ground truth to score them against)")
     predictions = Path(args.predictions)
     if predictions.is_dir():
         from backbonekit.detection.evaluate_kitti import evaluate_kitti_folders
@@ -160,22 +166,32 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_checkpoint(args: argparse.Namespace) -> int:
-    from backbonekit.detection.task import load as load_detector
     from backbonekit.detection.data import build_detection_data
     from backbonekit.detection.evaluate import evaluate_on
+    from backbonekit.detection.task import load as load_detector
+    from backbonekit.errors import DataError
+    from backbonekit.training.run_record import eval_source
 
     task = load_detector(args.checkpoint, fuse=True)
     cfg = task.cfg
-    # The run's own validation split (ratio and seed from its hparams.yaml) unless --split all; on KITTI data the
-    # classes are the checkpoint's.
-    run = _run_settings(Path(args.checkpoint))
-    data = build_detection_data(args.data, tuple(cfg.image_size), classes=_kitti_classes(cfg, args.data),
-                                val_fraction=run.get("val_ratio", 0.2), seed=run.get("seed", 0), augment=False)
+    source = eval_source(args.checkpoint, args.data, val_ratio=None, seed=None, val_data=None)
+    own = args.data is None or source["what"].startswith("the run's")
+    split = args.split or ("val" if own else "all")
+    val_data = source["val_data"] if own else None
+    data = build_detection_data(source["data"], tuple(cfg.image_size), classes=_kitti_classes(cfg, source["data"]),
+                                val_fraction=source["val_ratio"], seed=source["seed"], augment=False,
+                                val_data=val_data)
     if data.class_names != list(cfg.class_names):
-        from backbonekit.errors import DataError
-
-        raise DataError(f"{args.data}: classes {data.class_names} differ from the checkpoint's {cfg.class_names}")
-    dataset = _all_images(args.data, data, cfg) if args.split == "all" else data.val
+        raise DataError(f"{source['data']}: classes {data.class_names} differ from the checkpoint's {cfg.class_names}")
+    dataset = _all_images(source["data"], data, cfg) if split == "all" else data.val
+    if split == "all":
+        what = f"all {len(dataset)} images of {source['data']}"
+    elif val_data:
+        what = f"the run's validation data {val_data} ({len(dataset)} images)"
+    else:
+        what = (f"the validation split of {source['data']} (val-ratio {source['val_ratio']}, seed {source['seed']}; "
+                f"{len(dataset)} images)")
+    print(f"scoring {what}")
     out = Path(args.out) if args.out else Path(args.checkpoint).parent / "eval"
     metrics = evaluate_on(task, dataset, out, batch_size=args.batch_size)
     print(format_coco({"format": "coco", **metrics["coco"]}))
@@ -183,15 +199,6 @@ def cmd_eval_checkpoint(args: argparse.Namespace) -> int:
         print(format_kitti({**metrics["kitti"], "num_images": metrics["images"]}))
     print(f"metrics, predictions and plots written to {out}")
     return 0
-
-
-def _run_settings(checkpoint: Path) -> dict:
-    import yaml
-
-    hparams = checkpoint.parent / "hparams.yaml"
-    if not hparams.is_file():
-        return {}
-    return (yaml.safe_load(hparams.read_text()) or {}).get("data", {})
 
 
 def _kitti_classes(cfg, data) -> list[str] | None:

@@ -72,7 +72,8 @@ def _train(args: argparse.Namespace) -> FitResult:
                                             collate_fn=collate)
     engine = EngineConfig(task="detect", epochs=args.epochs, monitor="val/map", mode="max",
                           log_keys=("train/loss", "val/loss", "val/map", "val/map_50"),
-                          gradient_clip_val=args.clip_grad, **engine_options(args))
+                          gradient_clip_val=args.clip_grad if args.clip_grad and args.clip_grad > 0 else None,
+                          **engine_options(args))
     hparams = {"task": {k: v for k, v in config.items() if k != "class_names"}, "class_names": data.class_names,
                "data": {"source": data.source, "format": data.format, "train": len(data.train),
                         "val": len(data.val), "batch_size": batch_size, "val_ratio": args.val_ratio,

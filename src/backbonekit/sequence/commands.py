@@ -6,6 +6,8 @@ import argparse
 from backbonekit.sequence.subsets import SUBSETS
 from backbonekit.training.run_args import add_run_arguments
 
+DEFAULT_SUBSET = "facial_components"
+
 
 def synth_parsers(verbs: dict):
     """The ``data synth`` sub-parsers, shared by every task that writes a synthetic data set."""
@@ -17,8 +19,8 @@ def synth_parsers(verbs: dict):
 
 def add_commands(verbs: dict) -> None:
     p = verbs["train"].add_parser("sequence", help="train SeqFakeFormer on SeqDeepFake-format data")
-    p.add_argument("--data", required=True, help="data root (holding <subset>/annotations and images)")
-    p.add_argument("--subset", default="facial_components", choices=tuple(SUBSETS))
+    p.add_argument("--data", help="data root (holding <subset>/annotations and images); required unless --resume")
+    p.add_argument("--subset", default=DEFAULT_SUBSET, choices=tuple(SUBSETS))
     p.add_argument("--backbone", default="resnet50", help="any backbonekit model, e.g. efficientnet_b4")
     p.add_argument("--pretrained-backbone", help="weights file for the backbone (any supported layout)")
     p.add_argument("--image-size", type=int, default=256)
@@ -56,9 +58,12 @@ def add_commands(verbs: dict) -> None:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--predictions", help="CSV in the annotation format (file_path,label)")
     source.add_argument("--checkpoint", help="a sequence run's checkpoint")
-    p.add_argument("--data", required=True, help="data root (holding <subset>/annotations)")
-    p.add_argument("--subset", default="facial_components", choices=tuple(SUBSETS))
-    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--data", help="data root (holding <subset>/annotations); with --checkpoint, default: the run's "
+                                  "own data from its run.yaml")
+    p.add_argument("--subset", default=None, choices=tuple(SUBSETS),
+                   help="default: the run's (with --checkpoint), else facial_components")
+    p.add_argument("--split", default=None, choices=("train", "val", "test"),
+                   help="default: val (the run's validation data) with --checkpoint, test with --predictions")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--skip-missing", action="store_true", help="leave out annotation rows whose image is missing")
     p.add_argument("--out", help="write metrics JSON here")
@@ -67,8 +72,9 @@ def add_commands(verbs: dict) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from backbonekit.sequence.train import train_sequence
+    from backbonekit.training.run_record import start_training
 
-    return train_sequence(args).exit_code
+    return start_training(args, "train sequence", "sequence", lambda a: train_sequence(a).exit_code)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -102,9 +108,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from backbonekit.sequence.evaluate import evaluate_checkpoint, format_report, score_predictions, write_metrics
 
     if args.predictions:
-        result = score_predictions(args.predictions, args.data, args.subset, args.split)
+        if args.data is None:
+            from backbonekit.errors import ConfigError
+
+            raise ConfigError("--predictions needs --data (the annotations to score them against)")
+        result = score_predictions(args.predictions, args.data, args.subset or DEFAULT_SUBSET, args.split or "test")
     else:
-        result = evaluate_checkpoint(args.checkpoint, args.data, args.subset, args.split,
+        from backbonekit.training.run_record import eval_source
+
+        source = eval_source(args.checkpoint, args.data, subset=args.subset)
+        subset, split = source["subset"] or DEFAULT_SUBSET, args.split or "val"
+        print(f"scoring {source['what']}: {source['data']}, subset {subset}, split {split}")
+        result = evaluate_checkpoint(args.checkpoint, source["data"], subset, split,
                                      batch_size=args.batch_size, skip_missing=args.skip_missing)
     print(format_report(result))
     if args.out:

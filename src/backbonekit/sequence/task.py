@@ -17,6 +17,7 @@ from backbonekit.models.captions import MAX_EDITS, PAD, decoder_io
 from backbonekit.models.registry import create_model
 from backbonekit.nn.normalize import ImageNormalize
 from backbonekit.sequence.metrics import SequenceAccuracy
+from backbonekit.training.optim import build_optimizer
 from backbonekit.training.task_io import load_task
 
 TASK = "sequence"
@@ -99,8 +100,9 @@ class SequenceTask(pl.LightningModule):
         backbone = [p for p in self.model.backbone.parameters() if p.requires_grad]
         ids = {id(p) for p in self.model.backbone.parameters()}
         rest = [p for p in self.model.parameters() if id(p) not in ids and p.requires_grad]
-        groups = [{"params": rest, "lr": cfg.lr}, {"params": backbone, "lr": cfg.backbone_lr}]
-        optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, weight_decay=cfg.weight_decay)
+        groups = [{"params": rest, "lr": cfg.lr, "weight_decay": cfg.weight_decay},
+                  {"params": backbone, "lr": cfg.backbone_lr, "weight_decay": cfg.weight_decay}]
+        optimizer = build_optimizer([g for g in groups if g["params"]], "adamw", cfg.lr)
         steps_per_epoch = max(1, int(self.trainer.estimated_stepping_batches) // max(1, cfg.epochs))
         warmup, milestones = cfg.schedule()
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupStep(warmup * steps_per_epoch,

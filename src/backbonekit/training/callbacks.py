@@ -14,7 +14,6 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 import numpy as np
 import torch
 
-from backbonekit.training.checkpoint_io import atomic_link
 
 
 def _scalar(v) -> float:
@@ -188,7 +187,7 @@ class LastCheckpoint(ModelCheckpoint):
             super()._save_checkpoint(trainer, filepath)
             return
         if trainer.is_global_zero:
-            atomic_link(best._last_checkpoint_saved, filepath)
+            trainer.strategy.checkpoint_io.link(best._last_checkpoint_saved, filepath)  # after best's write
         trainer.strategy.barrier("last_checkpoint_link")
         self._last_global_step_saved = trainer.global_step
         self._last_checkpoint_saved = filepath

