@@ -92,16 +92,31 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "config", None):
-        words = [args.command] + ([args.task] if args.command in VERBS else [])
-        settings, command = load_config(args.config)
+    spec = _config_option(argv)
+    if spec is not None:
+        # Expanded before parsing: a file may give what the command requires (--data, --unlabeled).
+        words = argv[:2] if argv and argv[0] in VERBS else argv[:1]
+        settings, command = load_config(spec)
         if command and command != " ".join(words):
-            raise BackbonekitError(f"--config {args.config} is for `{command}`, not `{' '.join(words)}`")
-        argv = argv[:len(words)] + config_tokens(settings, subparser(parser, words), args.config) + argv[len(words):]
-        args = parser.parse_args(argv)
+            raise BackbonekitError(f"--config {spec} is for `{command}`, not `{' '.join(words)}`")
+        try:
+            sub = subparser(parser, words)
+        except KeyError:
+            sub = None  # an unknown command: argparse says so below
+        if sub is not None:
+            argv = argv[:len(words)] + config_tokens(settings, sub, spec) + argv[len(words):]
+    args = parser.parse_args(argv)
     args._explicit = explicit_options(build_parser(), argv)
     return args
+
+
+def _config_option(argv: list[str]) -> str | None:
+    for i, word in enumerate(argv):
+        if word == "--config" and i + 1 < len(argv):
+            return argv[i + 1]
+        if word.startswith("--config="):
+            return word.split("=", 1)[1]
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from backbonekit.sequence.task import SequenceConfig, SequenceTask, WarmupStep
+from backbonekit.sequence.task import SequenceConfig, SequenceTask
+from backbonekit.training.optim import WarmupStep
 
 
 def test_official_schedule_and_scaling():

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from backbonekit.training.run_args import add_run_arguments
+from backbonekit.training.train_args import add_input_arguments, add_optimization_arguments
 
 # Measured on the 2-core CPU (seed 0): 98.89% best val top-1 at epoch 4, 44 s in all (README); 6 epochs of
 # batch 64 cost half as much again for the same accuracy.
@@ -57,15 +58,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="resnet18")
     p.add_argument("--pretrained", help="weights file (torchvision, timm, lukemelas or ours) to start from")
     p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--image-size", type=int, default=None, help="default: the model's resolution")
-    p.add_argument("--lr", type=float, default=None, help="default: 0.1 for sgd, 1e-3 for adamw")
-    p.add_argument("--optimizer", default="sgd", choices=("sgd", "adamw"))
-    p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--scheduler", default="cosine", choices=("cosine", "plateau", "step", "none"))
-    p.add_argument("--warmup-epochs", type=float, default=0.0)
-    p.add_argument("--step-size", type=int, default=30, help="epochs between ×0.1 steps for --scheduler step")
-    p.add_argument("--freeze-backbone", action="store_true", help="feature extraction: train the classifier only")
-    p.add_argument("--backbone-lr-mult", type=float, default=1.0, help="fine-tuning: backbone lr = lr × this")
+    add_input_arguments(p, "default: the model's resolution")
+    add_optimization_arguments(p, optimizer="sgd", lr=None, weight_decay=5e-4, scheduler="cosine", warmup_epochs=0.0)
     p.add_argument("--augment", default="basic", choices=("none", "basic", "randaugment"))
     p.add_argument("--cutmix", type=float, default=0.0, metavar="ALPHA")
     p.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA")
@@ -73,7 +67,6 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--drop-rate", type=float, default=None)
     p.add_argument("--drop-path-rate", type=float, default=None)
     p.add_argument("--val-ratio", type=float, default=0.2, help="held-out share when the data has no val split")
-    p.add_argument("--skip-bad-images", action="store_true", help="leave out unreadable images (counted)")
     add_run_arguments(p, batch_size=64)
 
 

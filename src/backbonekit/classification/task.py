@@ -18,7 +18,7 @@ import torchmetrics
 
 from backbonekit.errors import ConfigError
 from backbonekit.models.registry import create_model
-from backbonekit.nn.batchnorm import running_stats_frozen
+from backbonekit.nn.batchnorm import hold_batch_norm, running_stats_frozen
 from backbonekit.nn.normalize import ImageNormalize
 from backbonekit.training.optim import build_optimizer, build_schedule, check_choices, param_groups
 from backbonekit.training.task_io import load_task
@@ -44,8 +44,10 @@ class ClassifyConfig:
     scheduler: str = "cosine"
     warmup_epochs: float = 0.0
     step_size: int = 30
+    lr_steps: list[float] | None = None
     epochs: int = 10
     freeze_backbone: bool = False
+    freeze_bn: bool = False
     backbone_lr_mult: float = 1.0
     label_smoothing: float = 0.0
     drop_rate: float | None = None
@@ -230,6 +232,8 @@ class ClassificationTask(pl.LightningModule):
             # Feature extraction: the backbone's BatchNorm statistics stay those of the pretrained weights.
             self.model.eval()
             self.model.get_classifier().train()
+        elif self.cfg.freeze_bn:
+            hold_batch_norm(self.model)
 
     # ------------------------------------------------------------------------------------------------ steps
     def training_step(self, batch, batch_idx):
@@ -273,7 +277,8 @@ class ClassificationTask(pl.LightningModule):
                               cfg.lr, cfg.weight_decay)
         optimizer = build_optimizer(groups, cfg.optimizer, cfg.lr, cfg.momentum)
         return build_schedule(optimizer, cfg.scheduler, total_steps=self.trainer.estimated_stepping_batches,
-                              epochs=cfg.epochs, warmup_epochs=cfg.warmup_epochs, step_size=cfg.step_size)
+                              epochs=cfg.epochs, warmup_epochs=cfg.warmup_epochs, step_size=cfg.step_size,
+                              lr_steps=cfg.lr_steps)
 
 
 def _plain_config(cfg: ClassifyConfig) -> dict:

@@ -24,6 +24,7 @@ from backbonekit.training.autobatch import batch_size_scope, resolve_batch_size
 from backbonekit.training.autobatch_step import AUTOBATCH_STEP, autobatch_recipe
 from backbonekit.training.engine import EngineConfig, FitResult, fit
 from backbonekit.training.loaders import make_loaders
+from backbonekit.training import train_args
 from backbonekit.training.run_args import engine_options
 from backbonekit.training.task_io import save_task_weights
 
@@ -59,7 +60,7 @@ def _train(args: argparse.Namespace, *, extra_train: Callable[[ClassificationDat
     folder under ``--out`` the run goes to."""
     defaults = default_cfg(args.model)  # an unknown name fails here, before any data is read
     pl.seed_everything(args.seed, workers=True, verbose=False)
-    image_size = args.image_size or defaults["input_size"][-1]
+    image_size = train_args.image_size(args.image_size, defaults["input_size"][-1], "classify", square=True)
     data = load_data(args, image_size)
     labelled, rest = labelled_split(args, data)
     unlabeled, semi = getattr(args, "unlabeled", None), getattr(args, "semi", None)
@@ -72,7 +73,8 @@ def _train(args: argparse.Namespace, *, extra_train: Callable[[ClassificationDat
     config = dict(model=args.model, num_classes=len(data.class_names), class_names=data.class_names,
                   pretrained=args.pretrained, image_size=image_size, optimizer=args.optimizer, lr=lr, weight_decay=args.weight_decay,
                   scheduler=args.scheduler, warmup_epochs=args.warmup_epochs, step_size=args.step_size,
-                  epochs=args.epochs, freeze_backbone=args.freeze_backbone, backbone_lr_mult=args.backbone_lr_mult,
+                  lr_steps=args.lr_steps, epochs=args.epochs, freeze_backbone=args.freeze_backbone,
+                  freeze_bn=args.freeze_bn, backbone_lr_mult=train_args.backbone_lr_mult(args),
                   label_smoothing=args.label_smoothing, drop_rate=args.drop_rate, drop_path_rate=args.drop_path_rate)
     if getattr(args, "teacher", None):
         config.update(teacher=args.teacher, distill_alpha=args.distill_alpha,
@@ -105,7 +107,7 @@ def _train(args: argparse.Namespace, *, extra_train: Callable[[ClassificationDat
 
     log_keys = ("train/loss", "val/loss", "val/top1", "val/top5") + (("train/mask_rate",) if semi else ())
     engine = EngineConfig(task=run_task, epochs=args.epochs, monitor="val/top1", mode="max", log_keys=log_keys,
-                          **engine_options(args))
+                          gradient_clip_val=train_args.clip(args), **engine_options(args))
     hparams = {"task": {k: v for k, v in config.items() if k != "class_names"}, "class_names": data.class_names,
                "data": {"source": data.source, "path": args.data, "train": len(train_set), "val": len(data.val),
                         "labelled": len(labelled), "labels_per_class": getattr(args, "labels_per_class", None),

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from backbonekit.training.run_args import add_run_arguments
+from backbonekit.training.train_args import add_deprecated_arguments, add_input_arguments, add_optimization_arguments
 
 DEFAULT_CLASSES = ("Car", "Pedestrian", "Cyclist")  # = kitti.DEFAULT_CLASSES; kept here so --help needs no torch
 
@@ -78,24 +79,17 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pretrained", help="detector weights to start from (ours or effdet's; another class count "
                                         "keeps a fresh class head)")
     p.add_argument("--pretrained-backbone", help="backbone weights (torchvision, timm, lukemelas or ours)")
-    p.add_argument("--image-size", type=int, nargs="+", metavar="S",
-                   help="input H W (or one size for square); default: the variant's (512 for D0). KITTI: 384 1280")
+    add_input_arguments(p, "input size; default: the variant's (512 for D0). KITTI: 384 1280")
     p.add_argument("--epochs", type=int, default=50)
-    p.add_argument("--optimizer", default="adamw", choices=("sgd", "adamw"))
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--scheduler", default="cosine", choices=("cosine", "plateau", "step", "none"),
-                   help="plateau: ReduceLROnPlateau on val/loss")
-    p.add_argument("--warmup-epochs", type=float, default=1.0)
-    p.add_argument("--backbone-lr-mult", type=float, default=1.0, help="fine-tuning: backbone lr = lr × this")
-    p.add_argument("--frozen-bn", action="store_true", help="freeze the backbone's BatchNorm (small batches)")
+    add_optimization_arguments(p, optimizer="adamw", lr=1e-3, weight_decay=1e-4, scheduler="cosine",
+                               warmup_epochs=1.0, clip_grad=10.0)
+    add_deprecated_arguments(p, "frozen-bn")
     p.add_argument("--norm", default="auto", choices=("auto", "batch", "group"),
                    help="group: GroupNorm in place of every BatchNorm, so validation computes what training does "
                         "whatever the batch size; auto: group from random initialisation (no --pretrained or "
                         "--pretrained-backbone), batch when fine-tuning pretrained weights")
     p.add_argument("--drop-path-rate", type=float, default=None,
                    help="stochastic depth of the variant's EfficientNet backbone (default effdet's 0.2)")
-    p.add_argument("--clip-grad", type=float, default=10.0, help="gradient-norm clipping (0 turns it off)")
     p.add_argument("--precise-bn-images", type=int, default=256,
                    help="training images that re-estimate the BatchNorm statistics before each validation, in "
                         "batches of --precise-bn-batch (0 keeps the running averages of the training batches)")

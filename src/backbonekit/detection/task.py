@@ -24,6 +24,7 @@ from backbonekit.errors import ConfigError
 from backbonekit.models.registry import create_model
 from backbonekit.nn.groupnorm import batch_norm_to_group_norm
 from backbonekit.nn.normalize import ImageNormalize
+from backbonekit.nn.batchnorm import hold_module
 from backbonekit.training.optim import build_optimizer, build_schedule, check_choices, param_groups
 from backbonekit.training.task_io import load_task
 
@@ -48,10 +49,12 @@ class DetectConfig:
     scheduler: str = "cosine"
     warmup_epochs: float = 1.0
     step_size: int = 30
+    lr_steps: list[float] | None = None
     plateau_patience: int = 3
     epochs: int = 50
     backbone_lr_mult: float = 1.0
     frozen_bn: bool = False
+    freeze_backbone: bool = False              # train the BiFPN and heads only (backbone in eval mode, no gradients)
     norm: str = "batch"                        # batch | group: GroupNorm in place of every BatchNorm (from scratch)
     drop_path_rate: float | None = None        # stochastic depth of the default backbone (None: effdet's 0.2)
     bn_momentum: float | None = 0.1            # None keeps effdet's 0.01, tuned for 300k-step schedules
@@ -79,9 +82,22 @@ class DetectionTask(pl.LightningModule):
                     m.momentum = self.cfg.bn_momentum
         self.anchors = self.model.anchors(self.cfg.image_size)
         self.normalize = ImageNormalize.from_cfg(self.model.pretrained_cfg)
+        if self.cfg.freeze_backbone:
+            hold_module(self.model.backbone)
         self.val_map = MeanAveragePrecision(box_format="xyxy", iou_type="bbox", class_metrics=True,
                                             backend="pycocotools")
         self.last_result: dict = {}
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode and self.cfg.freeze_backbone:
+            hold_module(self.model.backbone)
+        return self
+
+    def on_train_epoch_start(self) -> None:
+        # Lightning sets sub-module modes itself (not through train()), so enforce it here too.
+        if self.cfg.freeze_backbone:
+            hold_module(self.model.backbone)
 
     # ------------------------------------------------------------------------------------------------ model
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -113,8 +129,9 @@ class DetectionTask(pl.LightningModule):
         more batches of the same size (the usual "precise BN") reproduces the same bias; larger batches shrink it
         (validation loss of a swinging epoch: 10977 with the running averages, 704 re-estimated from batches of 8,
         1.2 from batches of 64)."""
+        held = set(self.model.backbone.modules()) if self.cfg.freeze_backbone else set()  # kept as loaded
         norms = [m for m in self.model.modules()
-                 if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+                 if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats and m not in held]
         was_training, momenta, count = self.training, [m.momentum for m in norms], 0
         values = {}  # values per channel in one batch
         hooks = [m.register_forward_pre_hook(lambda m, x: values.__setitem__(m, x[0].numel() // x[0].shape[1]))
@@ -222,7 +239,7 @@ class DetectionTask(pl.LightningModule):
         optimizer = build_optimizer(groups, cfg.optimizer, cfg.lr, cfg.momentum)
         return build_schedule(optimizer, cfg.scheduler, total_steps=self.trainer.estimated_stepping_batches,
                               epochs=cfg.epochs, warmup_epochs=cfg.warmup_epochs, step_size=cfg.step_size,
-                              plateau_patience=cfg.plateau_patience)
+                              lr_steps=cfg.lr_steps, plateau_patience=cfg.plateau_patience)
 
 
 def build_detector(cfg: DetectConfig, pretrained: bool = False) -> torch.nn.Module:

@@ -19,6 +19,7 @@ from backbonekit.training.autobatch import batch_size_scope, resolve_batch_size
 from backbonekit.training.autobatch_step import AUTOBATCH_STEP, autobatch_recipe
 from backbonekit.training.engine import EngineConfig, FitResult, fit
 from backbonekit.training.loaders import make_loaders
+from backbonekit.training import train_args
 from backbonekit.training.run_args import engine_options
 from backbonekit.training.task_io import save_task_weights
 
@@ -26,17 +27,6 @@ from backbonekit.training.task_io import save_task_weights
 def train_detector(args: argparse.Namespace) -> FitResult:
     with batch_size_scope():
         return _train(args)
-
-
-def image_size_arg(values, default: tuple[int, int]) -> tuple[int, int]:
-    """``--image-size S`` (square) or ``H W``. Any size works: the anchors follow the true feature-map sizes."""
-    if not values:
-        return default
-    if len(values) == 1:
-        values = [values[0], values[0]]
-    if len(values) != 2 or min(values) < 32:
-        raise ConfigError(f"--image-size takes one or two sizes of at least 32 pixels, got {values}")
-    return int(values[0]), int(values[1])
 
 
 def norm_choice(args: argparse.Namespace) -> str:
@@ -53,7 +43,9 @@ def _train(args: argparse.Namespace) -> FitResult:
     if args.backbone:
         default_cfg(args.backbone)
     pl.seed_everything(args.seed, workers=True, verbose=False)
-    image_size = image_size_arg(args.image_size, tuple(defaults["input_size"][1:]))
+    image_size = train_args.image_size(args.image_size, tuple(defaults["input_size"][1:]), "detect")
+    if min(image_size) < 32:
+        raise ConfigError(f"--image-size: a detector needs at least 32 pixels a side, got {image_size}")
     data = build_detection_data(args.data, image_size, classes=args.classes, val_fraction=args.val_ratio,
                                 seed=args.seed, augment=args.augment != "none", val_data=args.val_data,
                                 scale_range=(args.scale_min, args.scale_max))
@@ -61,8 +53,9 @@ def _train(args: argparse.Namespace) -> FitResult:
                   category_ids=data.category_ids, backbone=args.backbone, pretrained=args.pretrained, pretrained_backbone=args.pretrained_backbone,
                   image_size=list(image_size),
                   optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, scheduler=args.scheduler,
-                  warmup_epochs=args.warmup_epochs, epochs=args.epochs, backbone_lr_mult=args.backbone_lr_mult,
-                  frozen_bn=args.frozen_bn, norm=norm_choice(args), drop_path_rate=args.drop_path_rate,
+                  warmup_epochs=args.warmup_epochs, step_size=args.step_size, lr_steps=args.lr_steps,
+                  epochs=args.epochs, backbone_lr_mult=train_args.backbone_lr_mult(args), frozen_bn=args.freeze_bn,
+                  freeze_backbone=args.freeze_backbone, norm=norm_choice(args), drop_path_rate=args.drop_path_rate,
                   precise_bn_images=args.precise_bn_images, precise_bn_batch=args.precise_bn_batch)
     recipe = autobatch_recipe(DetectionTask, config, args.precision)
     batch_size = resolve_batch_size(args.batch_size, AUTOBATCH_STEP, recipe, max_batch=len(data.train),
@@ -72,7 +65,7 @@ def _train(args: argparse.Namespace) -> FitResult:
                                             collate_fn=collate)
     engine = EngineConfig(task="detect", epochs=args.epochs, monitor="val/map", mode="max",
                           log_keys=("train/loss", "val/loss", "val/map", "val/map_50"),
-                          gradient_clip_val=args.clip_grad if args.clip_grad and args.clip_grad > 0 else None,
+                          gradient_clip_val=train_args.clip(args),
                           **engine_options(args))
     hparams = {"task": {k: v for k, v in config.items() if k != "class_names"}, "class_names": data.class_names,
                "data": {"source": data.source, "format": data.format, "train": len(data.train),
@@ -99,8 +92,13 @@ def finish_run(result: FitResult, data, batch_size: int) -> None:
     summary["best_checkpoint_val"] = metrics
     summary_path.write_text(json.dumps(summary, indent=2))
     coco = metrics["coco"]
-    line = f"best checkpoint on val: mAP@[.5:.95] {coco['mAP']:.4f}, mAP@.5 {coco['mAP50']:.4f}"
+    line = f"best checkpoint on val: mAP@[.5:.95] {_score(coco['mAP'])}, mAP@.5 {_score(coco['mAP50'])}"
     if "kitti" in metrics:
         mean = metrics["kitti"]["mean"]
-        line += ", KITTI AP (moderate) " + (f"{mean['moderate']:.4f}" if mean["moderate"] is not None else "n/a")
+        line += f", KITTI AP (moderate) {_score(mean['moderate'])}"
     print(f"{line}; results in {result.run_dir}/", file=sys.stderr)
+
+
+def _score(value: float | None) -> str:
+    """n/a where nothing could be scored (no ground truth of any class in the validation images)."""
+    return "n/a" if value is None else f"{value:.4f}"

@@ -22,3 +22,20 @@ def running_stats_frozen(module: nn.Module) -> Iterator[None]:
         for m, momentum, count in zip(norms, momenta, counts):
             m.momentum = momentum
             m.num_batches_tracked.copy_(count)
+
+
+def hold_batch_norm(module: nn.Module) -> None:
+    """Every BatchNorm of ``module`` kept as loaded while the rest trains: eval mode (its running statistics
+    normalise and are not updated) and affine weights without gradients. Call again after each ``train()``."""
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+            for p in m.parameters():
+                p.requires_grad_(False)
+
+
+def hold_module(module: nn.Module) -> None:
+    """``module`` frozen whole: eval mode and no gradients (feature extraction)."""
+    module.eval()
+    for p in module.parameters():
+        p.requires_grad_(False)

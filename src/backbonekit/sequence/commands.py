@@ -5,6 +5,7 @@ import argparse
 
 from backbonekit.sequence.subsets import SUBSETS
 from backbonekit.training.run_args import add_run_arguments
+from backbonekit.training.train_args import add_deprecated_arguments, add_input_arguments, add_optimization_arguments
 
 DEFAULT_SUBSET = "facial_components"
 
@@ -23,16 +24,12 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--subset", default=DEFAULT_SUBSET, choices=tuple(SUBSETS))
     p.add_argument("--backbone", default="resnet50", help="any backbonekit model, e.g. efficientnet_b4")
     p.add_argument("--pretrained-backbone", help="weights file for the backbone (any supported layout)")
-    p.add_argument("--image-size", type=int, default=256)
+    add_input_arguments(p, "default 256")
     p.add_argument("--epochs", type=int, default=170)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--backbone-lr", type=float, default=1e-4)
-    p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--warmup-epochs", type=float, default=None,
-                   help="linear warm-up (default: the official 20 of 170 epochs, scaled to --epochs)")
-    p.add_argument("--lr-steps", type=float, nargs="*", default=None, metavar="EPOCH",
-                   help="epochs where the lr is multiplied by 0.1 (default: the official 70 and 120 of 170, scaled)")
-    p.add_argument("--skip-missing", action="store_true", help="leave out rows whose image is missing (counted)")
+    add_optimization_arguments(p, optimizer="adamw", lr=1e-3, weight_decay=1e-4, scheduler="step", warmup_epochs=None,
+                               backbone_lr_mult=0.1, clip_grad=0.1,
+                               lr_steps_help=" (default: the official 70 and 120 of 170, scaled to --epochs)")
+    add_deprecated_arguments(p, "skip-missing", "backbone-lr")
     add_run_arguments(p)
     p.set_defaults(func=cmd_train)
 
@@ -65,7 +62,8 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--split", default=None, choices=("train", "val", "test"),
                    help="default: val (the run's validation data) with --checkpoint, test with --predictions")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--skip-missing", action="store_true", help="leave out annotation rows whose image is missing")
+    p.add_argument("--skip-bad-images", action="store_true", help="leave out annotation rows whose image is missing")
+    add_deprecated_arguments(p, "skip-missing")
     p.add_argument("--out", help="write metrics JSON here")
     p.set_defaults(func=cmd_eval)
 
@@ -120,7 +118,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         subset, split = source["subset"] or DEFAULT_SUBSET, args.split or "val"
         print(f"scoring {source['what']}: {source['data']}, subset {subset}, split {split}")
         result = evaluate_checkpoint(args.checkpoint, source["data"], subset, split,
-                                     batch_size=args.batch_size, skip_missing=args.skip_missing)
+                                     batch_size=args.batch_size, skip_missing=args.skip_bad_images)
     print(format_report(result))
     if args.out:
         print(f"metrics written to {write_metrics(result, args.out)}")

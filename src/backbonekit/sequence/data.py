@@ -106,7 +106,7 @@ class SeqDeepFakeDataset(Dataset):
                 self.skipped.append((file_path, line))
             else:
                 raise DataError(f"{self.csv_path} line {line}: image {path} does not exist "
-                                "(pass skip_missing / --skip-missing to leave such rows out)")
+                                "(pass skip_missing / --skip-bad-images to leave such rows out)")
         if not self.samples:
             raise DataError(f"{self.csv_path}: no usable rows")
 

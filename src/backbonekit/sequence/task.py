@@ -17,7 +17,8 @@ from backbonekit.models.captions import MAX_EDITS, PAD, decoder_io
 from backbonekit.models.registry import create_model
 from backbonekit.nn.normalize import ImageNormalize
 from backbonekit.sequence.metrics import SequenceAccuracy
-from backbonekit.training.optim import build_optimizer
+from backbonekit.nn.batchnorm import hold_batch_norm, hold_module
+from backbonekit.training.optim import build_optimizer, build_schedule
 from backbonekit.training.task_io import load_task
 
 TASK = "sequence"
@@ -38,6 +39,11 @@ class SequenceConfig:
     epochs: int = OFFICIAL_EPOCHS
     warmup_epochs: float | None = None        # None: the official 20 of 170, scaled to ``epochs``
     lr_steps: list[float] | None = None       # None: the official 70 and 120 of 170, scaled to ``epochs``
+    optimizer: str = "adamw"
+    scheduler: str = "step"                   # the official warm-up and steps; any of training.optim's
+    step_size: int = 30
+    freeze_backbone: bool = False
+    freeze_bn: bool = False
     extra: dict = field(default_factory=dict)  # further seqfakeformer(...) keywords (out_index, dilation, …)
 
     def schedule(self) -> tuple[float, list[float]]:
@@ -95,31 +101,35 @@ class SequenceTask(pl.LightningModule):
         self.last_result = result
         self.val_metric.reset()
 
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode:
+            self._hold_frozen_parts()
+        return self
+
+    def on_train_epoch_start(self) -> None:
+        # Lightning sets sub-module modes itself (not through train()), so enforce it here too.
+        self._hold_frozen_parts()
+
+    def _hold_frozen_parts(self) -> None:
+        if self.cfg.freeze_backbone:
+            hold_module(self.model.backbone)
+        elif self.cfg.freeze_bn:
+            hold_batch_norm(self.model.backbone)
+
     def configure_optimizers(self):
         cfg = self.cfg
+        self._hold_frozen_parts()
         backbone = [p for p in self.model.backbone.parameters() if p.requires_grad]
         ids = {id(p) for p in self.model.backbone.parameters()}
         rest = [p for p in self.model.parameters() if id(p) not in ids and p.requires_grad]
+        # The official recipe decays every weight (norms and biases too).
         groups = [{"params": rest, "lr": cfg.lr, "weight_decay": cfg.weight_decay},
                   {"params": backbone, "lr": cfg.backbone_lr, "weight_decay": cfg.weight_decay}]
-        optimizer = build_optimizer([g for g in groups if g["params"]], "adamw", cfg.lr)
-        steps_per_epoch = max(1, int(self.trainer.estimated_stepping_batches) // max(1, cfg.epochs))
+        optimizer = build_optimizer([g for g in groups if g["params"]], cfg.optimizer, cfg.lr)
         warmup, milestones = cfg.schedule()
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupStep(warmup * steps_per_epoch,
-                                                                            [m * steps_per_epoch for m in milestones]))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-
-class WarmupStep:
-    """Learning-rate multiplier: linear warm-up over ``warmup`` steps, then ×0.1 at each milestone (picklable)."""
-
-    def __init__(self, warmup: float, milestones: list[float]):
-        self.warmup, self.milestones = warmup, sorted(milestones)
-
-    def __call__(self, step: int) -> float:
-        if step < self.warmup:
-            return min(1.0, (step + 1) / self.warmup)
-        return 0.1 ** sum(step >= m for m in self.milestones)
+        return build_schedule(optimizer, cfg.scheduler, total_steps=self.trainer.estimated_stepping_batches,
+                              epochs=cfg.epochs, warmup_epochs=warmup, step_size=cfg.step_size, lr_steps=milestones)
 
 
 class BestAdaptive(ModelCheckpoint):

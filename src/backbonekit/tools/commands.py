@@ -1,9 +1,15 @@
-"""Top-level tool commands: ``models``, ``summary``, ``bench``."""
+"""Top-level tool commands: ``models``, ``summary``, ``bench``, ``recipes``."""
 from __future__ import annotations
 
 import argparse
 import fnmatch
 import json
+
+
+def bench_precision(value: str) -> str:
+    from backbonekit.training.train_args import precision
+
+    return {"32": "fp32", "bf16-mixed": "bf16"}.get(precision(value), value)
 
 
 def add_commands(verbs: dict) -> None:
@@ -36,13 +42,18 @@ def add_commands(verbs: dict) -> None:
                    help="default 224 (classifiers), the detector's resolution (efficientdet_d0: 512)")
     p.add_argument("--train", action="store_true", help="time a full train step instead of inference")
     p.add_argument("--channels-last", action="store_true", help="both models and the input in channels-last")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    p.add_argument("--precision", default="fp32", type=bench_precision,
+                   help="fp32 (32) or bf16 (bf16-mixed): the same spellings as train")
     p.add_argument("--fuse", action="store_true", help="fold BatchNorm into convs (ours only: a feature we offer)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--iters", type=int, default=3, help="steps per round")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
+
+    p = top.add_parser("recipes", help="the shipped training recipes (use as --config recipe:NAME)")
+    p.add_argument("name", nargs="?", help="show this recipe's settings and its full command")
+    p.set_defaults(func=cmd_recipes)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -114,4 +125,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(json.dumps(result.as_dict()))
     else:
         render([result])
+    return 0
+
+
+def cmd_recipes(args: argparse.Namespace) -> int:
+    from backbonekit.errors import ConfigError
+    from backbonekit.io.config_file import list_recipes
+
+    recipes = list_recipes()
+    if args.name is None:
+        for name, recipe in recipes.items():
+            print(f"{name:<26} {recipe['command']:<22} aims at: {recipe.get('aims_at', '-')}")
+        print("\nbackbonekit recipes NAME shows one; use it as: backbonekit TRAIN-COMMAND --config recipe:NAME …")
+        return 0
+    if args.name not in recipes:
+        raise ConfigError(f"no recipe {args.name!r} (known: {', '.join(recipes)})")
+    recipe = recipes[args.name]
+    print(f"{args.name}: {recipe['description']}\naims at: {recipe.get('aims_at', '-')}\n")
+    for key, value in recipe["settings"].items():
+        print(f"  {key}: {value}")
+    print(f"\nbackbonekit {recipe['command']} --config recipe:{args.name} [--data …] [flags that override it]")
     return 0

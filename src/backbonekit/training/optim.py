@@ -45,10 +45,11 @@ def build_optimizer(groups: list[dict], name: str, lr: float, momentum: float = 
 
 
 def build_schedule(optimizer: torch.optim.Optimizer, name: str, *, total_steps: int, epochs: int,
-                   warmup_epochs: float = 0.0, step_size: int = 30, plateau_patience: int = 3,
-                   plateau_monitor: str = "val/loss"):
-    """``configure_optimizers``' return value: cosine per step after a linear warm-up, ReduceLROnPlateau on
-    ``plateau_monitor``, ×0.1 every ``step_size`` epochs, or none."""
+                   warmup_epochs: float = 0.0, step_size: int = 30, lr_steps: list[float] | None = None,
+                   plateau_patience: int = 3, plateau_monitor: str = "val/loss"):
+    """``configure_optimizers``' return value, the same grammar for every task: after a linear warm-up of
+    ``warmup_epochs``, cosine decay to 0 (per step), ×0.1 at each of ``lr_steps`` (epochs) or else every
+    ``step_size`` epochs, ReduceLROnPlateau on ``plateau_monitor``, or none."""
     if name == "none":
         return optimizer
     if name == "plateau":
@@ -56,13 +57,32 @@ def build_schedule(optimizer: torch.optim.Optimizer, name: str, *, total_steps: 
                                                                patience=plateau_patience)
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": scheduler, "monitor": plateau_monitor, "interval": "epoch"}}
-    if name == "step":
-        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=0.1)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
     total = max(1, int(total_steps))
-    warmup = int(total * warmup_epochs / max(epochs, 1))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(warmup, total))
+    per_epoch = total / max(epochs, 1)
+    warmup = int(per_epoch * warmup_epochs)
+    if name == "step":
+        if lr_steps:
+            multiplier = WarmupStep(warmup, [round(e * per_epoch) for e in lr_steps])
+        else:
+            multiplier = WarmupStep(warmup, [], every=max(1, round(step_size * per_epoch)))
+    else:
+        multiplier = WarmupCosine(warmup, total)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+class WarmupStep:
+    """Linear warm-up over ``warmup`` steps, then ×0.1 at each milestone step or every ``every`` steps, as a
+    multiplier of the base learning rate (picklable)."""
+
+    def __init__(self, warmup: float, milestones: list[float], every: int | None = None):
+        self.warmup, self.milestones, self.every = warmup, sorted(milestones), every
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return min(1.0, (step + 1) / self.warmup)
+        passed = step // self.every if self.every else sum(step >= m for m in self.milestones)
+        return 0.1 ** passed
 
 
 class WarmupCosine:

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import argparse
 
+from backbonekit.training.train_args import precision
+
 
 def add_run_arguments(p: argparse.ArgumentParser, batch_size: int = 32) -> None:
     p.add_argument("--batch-size", default=str(batch_size),
                    help="a number, or 'auto' to pick the largest that fits memory")
     p.add_argument("--max-memory", help="with --batch-size auto on CPU: memory budget, e.g. 4GB")
     p.add_argument("--memory-fraction", type=float, default=0.6, help="with --batch-size auto on CUDA")
-    p.add_argument("--precision", default="32", choices=("32", "bf16-mixed", "16-mixed"))
+    p.add_argument("--precision", default="32", type=precision,
+                   help="32 (fp32), bf16-mixed (bf16) or 16-mixed (fp16)")
     p.add_argument("--devices", default="1", help="number of devices (or 'auto')")
     p.add_argument("--accelerator", default="auto", help="cpu, gpu, auto")
     p.add_argument("--strategy", default="auto", help="auto, ddp, ddp_spawn, …")
@@ -35,6 +38,10 @@ def add_run_arguments(p: argparse.ArgumentParser, batch_size: int = 32) -> None:
     p.add_argument("--config", metavar="FILE",
                    help="settings from a YAML file (a run's run.yaml reproduces it) or recipe:NAME (see "
                         "`backbonekit recipes`); flags typed after it override it")
+    p.add_argument("--limit-train-batches", type=_batches, default=None, metavar="N",
+                   help="quick checks: N batches an epoch (or a share, e.g. 0.1)")
+    p.add_argument("--limit-val-batches", type=_batches, default=None, metavar="N",
+                   help="quick checks: N validation batches (or a share)")
     p.add_argument("--progress", choices=("auto", "bar", "lines"), default="auto",
                    help="auto: a progress bar on a terminal, one line per epoch otherwise")
 
@@ -45,4 +52,12 @@ def engine_options(args: argparse.Namespace) -> dict:
     return dict(out=args.out, name=args.name, resume=args.resume, precision=args.precision, devices=devices,
                 accelerator=args.accelerator, strategy=args.strategy, num_nodes=args.num_nodes,
                 deterministic=args.deterministic, ema_decay=args.ema, compile=args.compile,
+                limit_train_batches=args.limit_train_batches, limit_val_batches=args.limit_val_batches,
                 progress={"auto": None, "bar": True, "lines": False}[args.progress])
+
+
+def _batches(value: str) -> int | float:
+    number = float(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return int(number) if number >= 1 else number

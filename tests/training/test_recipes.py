@@ -1,0 +1,87 @@
+"""Every shipped recipe trains one step on small data in the true format, through the real CLI, and its settings are
+what the run records (typed flags overriding it)."""
+import pytest
+import yaml
+
+from backbonekit.cli import main
+from backbonekit.io.config_file import list_recipes
+
+# Small enough for one CPU step; everything else comes from the recipe.
+ONE_STEP = ["--epochs", "1", "--limit-train-batches", "1", "--limit-val-batches", "1", "--progress", "lines"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from data_writers import write_cifar10
+
+    from backbonekit.detection.synth import synthesize_shapes
+    from backbonekit.sequence.synth import synthesize_seqdeepfake
+
+    root = tmp_path_factory.mktemp("recipe_data")
+    synthesize_seqdeepfake(root / "seq", "facial_components", num_images=12, seed=0, image_size=64)
+    synthesize_shapes(root / "kitti", "kitti", num_images=6, seed=0, image_size=(48, 144))
+    return {"seq": root / "seq", "cifar": write_cifar10(root / "cifar-10-batches-py"), "kitti": root / "kitti"}
+
+
+@pytest.fixture(scope="module")
+def digits_teacher(tmp_path_factory):
+    out = tmp_path_factory.mktemp("teacher")
+    assert main(["train", "classify", "--data", "digits", "--image-size", "16", "--batch-size", "32", *ONE_STEP,
+                 "--out", str(out), "--name", "t"]) == 0
+    return out / "classify" / "t" / "best.safetensors"
+
+
+def _extra(name, data, digits_teacher):
+    small = {"seq": ["--data", str(data["seq"]), "--image-size", "64", "--batch-size", "2"],
+             "cifar": ["--data", str(data["cifar"]), "--batch-size", "4"],
+             "kitti": ["--data", str(data["kitti"]), "--image-size", "48", "144", "--batch-size", "2"],
+             "digits": ["--batch-size", "16"]}
+    key = name.split("-")[0].replace("seqdeepfake", "seq").replace("cifar10", "cifar")
+    extra = small[key]
+    if name == "digits-distill":
+        extra = extra + ["--teacher", str(digits_teacher)]
+    if name == "digits-noisy-student":
+        extra = extra + ["--threshold", "0"]  # a one-step teacher is confident about nothing
+    return extra
+
+
+def test_every_recipe_the_issue_names_is_shipped():
+    assert set(list_recipes()) == {"seqdeepfake-r50", "seqdeepfake-b4", "cifar10-efficientnet-b0", "cifar10-resnet18",
+                                   "kitti-efficientdet-d0", "digits-distill", "digits-fixmatch",
+                                   "digits-noisy-student"}
+
+
+@pytest.mark.parametrize("name", sorted(list_recipes()))
+def test_recipe_trains_one_step_and_is_recorded(name, data, digits_teacher, tmp_path):
+    recipe = list_recipes()[name]
+    command = recipe["command"].split()
+    extra = _extra(name, data, digits_teacher)
+    assert main([*command, "--config", f"recipe:{name}", *extra, *ONE_STEP, "--out", str(tmp_path),
+                 "--name", "r"]) == 0
+    folder = {"train classify": "classify", "train detect": "detect", "train sequence": "sequence",
+              "train noisy-student": "noisy-student"}[recipe["command"]]
+    settings = yaml.safe_load((tmp_path / folder / "r" / "run.yaml").read_text())["settings"]
+    typed = {"epochs"} | {w[2:].replace("-", "_") for w in extra if w.startswith("--")}
+    for key, value in recipe["settings"].items():
+        if key not in typed:
+            assert settings[key] in (value, [value]), key  # nargs options record a list
+    assert settings["epochs"] == 1
+
+
+def test_recipes_command_lists_and_shows(capsys):
+    assert main(["recipes"]) == 0
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in list_recipes())
+    assert main(["recipes", "seqdeepfake-r50"]) == 0
+    shown = capsys.readouterr().out
+    assert "72.65" in shown and "backbonekit train sequence --config recipe:seqdeepfake-r50" in shown
+    assert main(["recipes", "nope"]) == 2
+
+
+def test_a_recipe_for_another_command_or_an_unknown_setting_is_refused(tmp_path, capsys):
+    assert main(["train", "detect", "--config", "recipe:digits-fixmatch"]) == 2
+    assert "is for `train classify`" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("lr: 0.1\nlearning_rate: 0.2\n")
+    assert main(["train", "classify", "--config", str(bad), "--data", "digits"]) == 2
+    assert "unknown setting(s) learning_rate" in capsys.readouterr().err
