@@ -16,14 +16,12 @@ from backbonekit.errors import BackbonekitError
 
 VERBS = ("train", "eval", "predict", "data")
 
-# Modules that add sub-commands under the verbs: each has ``add_commands(verbs: dict[str, _SubParsersAction])`` and
-# imports nothing heavy at module level, so parsing (and ``--help``) needs no torch.
+# Modules that add the stand-alone commands; each has ``add_commands(verbs: dict[str, _SubParsersAction])`` and
+# imports nothing heavy at module level, so parsing (and ``--help``) needs no torch. Tasks add theirs through the
+# task registry (``backbonekit.tasks``).
 COMMAND_MODULES = (
     "backbonekit.tools.commands",
     "backbonekit.tools.export_command",
-    "backbonekit.classification.commands",
-    "backbonekit.detection.commands",
-    "backbonekit.sequence.commands",
 )
 
 
@@ -37,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     verbs["_top"] = top
     for name in COMMAND_MODULES:
         importlib.import_module(name).add_commands(verbs)
+    from backbonekit.tasks import all_tasks
+
+    for spec in all_tasks().values():
+        spec.add_commands(verbs)
     return parser
 
 

@@ -1,23 +1,32 @@
-"""The tasks by name, for the commands that take any trained file (``export``): each task records its name in its
-checkpoints and ``best.safetensors``, and its ``task.py`` has ``load(path)``."""
+"""The tasks: the one list of the built-in ones, and any trained file → its task.
+
+Each task folder's ``spec.py`` registers a ``TaskSpec`` (``training.task_spec``); the CLI, ``export``, loading a
+trained file and the layering test all read the registry, so a new task (built in, or registered from outside with
+``register_task``) needs no edit anywhere else. Every checkpoint and ``best.safetensors`` records its task's name.
+"""
 from __future__ import annotations
 
 import importlib
 from pathlib import Path
 
-from backbonekit.errors import WeightsError
-from backbonekit.training.task_io import recorded_config
+from backbonekit.training.task_spec import TaskSpec, get_task, registered
 
-TASK_MODULES = {
-    "classify": "backbonekit.classification.task",
-    "detect": "backbonekit.detection.task",
-    "sequence": "backbonekit.sequence.task",
-}
+BUILTIN = ("backbonekit.classification.spec", "backbonekit.detection.spec", "backbonekit.sequence.spec")
 
 
-def load_trained(path: str | Path, fuse: bool = False):
-    """(task name, the trained task in eval mode) for any ``backbonekit train`` checkpoint or safetensors file."""
-    task = recorded_config(path).get("task")
-    if task not in TASK_MODULES:
-        raise WeightsError(f"{path}: unknown task {task!r} (known: {', '.join(TASK_MODULES)})")
-    return task, importlib.import_module(TASK_MODULES[task]).load(path, fuse=fuse)
+def all_tasks() -> dict[str, TaskSpec]:
+    """Every task: the built-in ones, then any registered from outside."""
+    for module in BUILTIN:
+        importlib.import_module(module)
+    return registered()
+
+
+def load_trained(path: str | Path, fuse: bool = False) -> tuple[str, object]:
+    """(task name, the trained task in eval mode) for any ``backbonekit train`` checkpoint or safetensors file; the
+    file is read once."""
+    from backbonekit.training.task_io import read_trained
+
+    all_tasks()
+    config, state = read_trained(path)
+    spec = get_task(config.get("task"), path)
+    return spec.name, spec.load(path, fuse=fuse, read=(config, state))

@@ -59,7 +59,7 @@ def test_detector_options_on_a_classifier_are_one_error_line(weights, tmp_path, 
     assert main(["export", "--checkpoint", str(weights), "--out", str(tmp_path / "c.onnx"),
                  "--score-threshold", "0.5"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("error: ") and "apply to detectors only" in err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "does not apply to a classify model" in err
 
 
 def test_the_recorded_task_is_what_export_loads(weights, tmp_path):

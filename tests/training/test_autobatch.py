@@ -7,7 +7,7 @@ from backbonekit.training.autobatch import (TrialResult, auto_batch_size, cpu_tr
                                             search_batch_size)
 
 FACTORY = "backbonekit.training.autobatch_step:make_step"
-RECIPE = {"task_class": "backbonekit.classification.task:ClassificationTask",
+RECIPE = {"task": "classify", "spec": "backbonekit.classification.spec",
           "config": {"model": "resnet18", "num_classes": 10, "image_size": 32}}
 
 

@@ -8,7 +8,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from backbonekit.io.onnx_export import DEFAULT_OPSET, ExportResult, example_images, export_module, run_onnx
+from backbonekit.io.onnx_export import (
+    DEFAULT_OPSET, SCORE_TOLERANCE, ExportResult, example_images, export_module, run_onnx,
+)
 
 CLASSIFIER_OUTPUTS = ("logits", "probabilities")
 
@@ -42,3 +44,14 @@ def verify_classifier_onnx(trained, path: str | Path, images: torch.Tensor) -> d
             "max_logit": float(logits.abs().max()),
             "max_probability_diff": float(np.abs(got_probabilities - probabilities.numpy()).max()),
             "same_top1": bool((got_logits.argmax(1) == logits.numpy().argmax(1)).all())}
+
+
+def check_onnx(trained, path: Path, args, make_images) -> bool:
+    """onnxruntime against PyTorch on ``make_images((S, S))``, printed; True when they agree."""
+    size = trained.cfg.image_size
+    images = make_images((size, size))
+    diff = verify_classifier_onnx(trained, path, images)
+    print(f"onnxruntime vs PyTorch on {len(images)} synthetic images: max |Δlogit| "
+          f"{diff['max_logit_diff']:.2e} (logits up to {diff['max_logit']:.2e}), max |Δprobability| "
+          f"{diff['max_probability_diff']:.2e}, same top-1: {diff['same_top1']}")
+    return diff["max_probability_diff"] <= SCORE_TOLERANCE

@@ -305,7 +305,7 @@ def _load_teacher(path: str, num_classes: int) -> ClassificationTask:
     return teacher.eval()
 
 
-def load(path: str | Path, fuse: bool = False) -> ClassificationTask:
+def load(path: str | Path, fuse: bool = False, read: tuple | None = None) -> ClassificationTask:
     """A trained classifier (eval mode) from a ``train classify`` checkpoint or ``best.safetensors``.
     ``fuse``: BatchNorm folded into the convolutions, for inference."""
-    return load_task(path, ClassificationTask, TASK, fuse)
+    return load_task(path, ClassificationTask, TASK, fuse, read)

@@ -26,6 +26,7 @@ from backbonekit.training.engine import EngineConfig, FitResult, fit
 from backbonekit.training.loaders import make_loaders
 from backbonekit.training import train_args
 from backbonekit.training.run_args import engine_options
+from backbonekit.training.task_spec import get_task
 from backbonekit.training.task_io import save_task_weights
 
 
@@ -87,7 +88,7 @@ def _train(args: argparse.Namespace, *, extra_train: Callable[[ClassificationDat
         if not 0 <= warmup <= 1:
             raise ConfigError(f"--unsup-warmup must be between 0 and 1, got {warmup}")
         config.update(semi=semi, threshold=args.threshold, mu=args.mu, lambda_u=args.lambda_u, unsup_warmup=warmup)
-    recipe = autobatch_recipe(ClassificationTask, config, args.precision)
+    recipe = autobatch_recipe(get_task("classify"), config, args.precision)
     batch_size = resolve_batch_size(args.batch_size, AUTOBATCH_STEP, recipe, max_batch=len(labelled),
                                     max_memory=args.max_memory, memory_fraction=args.memory_fraction)
     task = ClassificationTask(**config)

@@ -293,8 +293,8 @@ def plain_config(cfg: DetectConfig) -> dict:
     return d
 
 
-def load(path: str | Path, fuse: bool = False) -> DetectionTask:
+def load(path: str | Path, fuse: bool = False, read: tuple | None = None) -> DetectionTask:
     """A trained detector (eval mode) from a ``train detect`` checkpoint or ``best.safetensors``: it holds the model,
     the anchors of its input size, the normalisation and the class names; ``detect(images)`` runs the inference.
     ``fuse``: BatchNorm folded into the convolutions, for inference."""
-    return load_task(path, DetectionTask, TASK, fuse)
+    return load_task(path, DetectionTask, TASK, fuse, read)

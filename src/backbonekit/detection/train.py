@@ -21,6 +21,7 @@ from backbonekit.training.engine import EngineConfig, FitResult, fit
 from backbonekit.training.loaders import make_loaders
 from backbonekit.training import train_args
 from backbonekit.training.run_args import engine_options
+from backbonekit.training.task_spec import get_task
 from backbonekit.training.task_io import save_task_weights
 
 
@@ -57,7 +58,7 @@ def _train(args: argparse.Namespace) -> FitResult:
                   epochs=args.epochs, backbone_lr_mult=train_args.backbone_lr_mult(args), frozen_bn=args.freeze_bn,
                   freeze_backbone=args.freeze_backbone, norm=norm_choice(args), drop_path_rate=args.drop_path_rate,
                   precise_bn_images=args.precise_bn_images, precise_bn_batch=args.precise_bn_batch)
-    recipe = autobatch_recipe(DetectionTask, config, args.precision)
+    recipe = autobatch_recipe(get_task("detect"), config, args.precision)
     batch_size = resolve_batch_size(args.batch_size, AUTOBATCH_STEP, recipe, max_batch=len(data.train),
                                     max_memory=args.max_memory, memory_fraction=args.memory_fraction)
     task = DetectionTask(**config)

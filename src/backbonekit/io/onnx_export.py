@@ -26,6 +26,10 @@ from backbonekit.errors import ConfigError
 # older runtimes load it too.
 DEFAULT_OPSET = MIN_OPSET = 18
 INPUT_DTYPES = {"uint8": torch.uint8, "float32": torch.float32}
+# Agreement expected between onnxruntime and PyTorch, whose float32 kernels differ in summation order: boxes to 0.1%
+# of the image's longer side (a box decoded from a large anchor and clipped keeps the rounding of its large
+# coordinates), scores and probabilities to 1e-3.
+BOX_TOLERANCE, SCORE_TOLERANCE = 1e-3, 1e-3
 
 
 @dataclass

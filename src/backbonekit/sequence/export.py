@@ -39,3 +39,12 @@ def verify_sequence_onnx(task, path: str | Path, images: torch.Tensor) -> dict:
     (got,) = run_onnx(path, images)
     return {"same_labels": bool(np.array_equal(got, expected)), "rows": len(expected),
             "rows_equal": int((got == expected).all(1).sum())}
+
+
+def check_onnx(task, path: Path, args, make_images) -> bool:
+    """onnxruntime against PyTorch on ``make_images((S, S))``, printed; True when they agree."""
+    size = task.cfg.image_size
+    diff = verify_sequence_onnx(task, path, make_images((size, size)))
+    print(f"onnxruntime vs PyTorch on {diff['rows']} synthetic images: identical edit sequences for "
+          f"{diff['rows_equal']}/{diff['rows']}")
+    return diff["same_labels"]

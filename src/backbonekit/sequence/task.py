@@ -145,7 +145,7 @@ class BestAdaptive(ModelCheckpoint):
         super().setup(trainer, pl_module, stage)
 
 
-def load(path: str | Path, fuse: bool = False) -> SequenceTask:
+def load(path: str | Path, fuse: bool = False, read: tuple | None = None) -> SequenceTask:
     """A trained SeqFakeFormer task (eval mode) from a ``train sequence`` checkpoint or ``best.safetensors``.
     ``fuse``: BatchNorm folded into the convolutions, for inference."""
-    return load_task(path, SequenceTask, TASK, fuse)
+    return load_task(path, SequenceTask, TASK, fuse, read)

@@ -18,6 +18,7 @@ from backbonekit.training.engine import EngineConfig, FitResult, fit
 from backbonekit.training.loaders import make_loaders
 from backbonekit.training import train_args
 from backbonekit.training.run_args import engine_options
+from backbonekit.training.task_spec import get_task
 from backbonekit.training.task_io import save_task_weights
 
 
@@ -43,7 +44,7 @@ def _train(args: argparse.Namespace) -> FitResult:
                   epochs=args.epochs, scheduler=args.scheduler, warmup_epochs=args.warmup_epochs,
                   lr_steps=args.lr_steps, step_size=args.step_size, freeze_backbone=args.freeze_backbone,
                   freeze_bn=args.freeze_bn)
-    recipe = autobatch_recipe(SequenceTask, config, args.precision)
+    recipe = autobatch_recipe(get_task("sequence"), config, args.precision)
     batch_size = resolve_batch_size(args.batch_size, AUTOBATCH_STEP, recipe, max_batch=len(splits["train"]),
                                     max_memory=args.max_memory, memory_fraction=args.memory_fraction)
     task = SequenceTask(**config)

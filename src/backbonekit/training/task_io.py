@@ -21,26 +21,34 @@ CONFIG_KEY = "task_config"  # safetensors metadata: the task configuration as JS
 START_WEIGHTS = ("pretrained", "pretrained_backbone", "teacher")
 
 
-def recorded_config(path: str | Path) -> dict:
-    """The task configuration stored in a checkpoint or a ``best.safetensors`` (with its ``task`` field)."""
+def read_trained(path: str | Path) -> tuple[dict, dict | None]:
+    """(the task configuration with its ``task`` field, the checkpoint's state dict) of a trained file, read once;
+    the state is None for ``best.safetensors`` (its weights load straight into the model)."""
     path = Path(path)
     if path.suffix == ".safetensors":
         meta = read_metadata(path)
         if CONFIG_KEY not in meta:
             raise WeightsError(f"{path}: no task configuration in its metadata (not written by `backbonekit train`)")
-        return json.loads(meta[CONFIG_KEY])
+        return json.loads(meta[CONFIG_KEY]), None
     ckpt = load_checkpoint_file(path)
     hp = ckpt.get("hyper_parameters")
     if not isinstance(hp, dict) or "task" not in hp or "state_dict" not in ckpt:
         raise WeightsError(f"{path}: not a `backbonekit train` checkpoint (no task hyper_parameters/state_dict)")
-    return dict(hp)
+    return dict(hp), ckpt["state_dict"]
 
 
-def load_task(path: str | Path, task_class: type, task: str, fuse: bool = False) -> nn.Module:
+def recorded_config(path: str | Path) -> dict:
+    """The task configuration stored in a checkpoint or a ``best.safetensors`` (with its ``task`` field)."""
+    return read_trained(path)[0]
+
+
+def load_task(path: str | Path, task_class: type, task: str, fuse: bool = False, read: tuple | None = None) -> nn.Module:
     """``task_class`` rebuilt from its recorded configuration with the trained weights, in eval mode; with ``fuse``
-    BatchNorm is folded into the convolutions (inference only: what ``predict``, ``eval`` and ``export`` run)."""
+    BatchNorm is folded into the convolutions (inference only: what ``predict``, ``eval`` and ``export`` run).
+    ``read``: what ``read_trained(path)`` gave, when the caller has read the file already."""
     path = Path(path)
-    config = recorded_config(path)
+    config, state = read if read is not None else read_trained(path)
+    config = dict(config)
     if config.get("task") != task:
         raise WeightsError(f"{path}: a `{config.get('task')}` checkpoint, not `{task}`")
     config.update({k: None for k in START_WEIGHTS if k in config})
@@ -48,10 +56,9 @@ def load_task(path: str | Path, task_class: type, task: str, fuse: bool = False)
         module = task_class(**config)
     except TypeError as e:
         raise WeightsError(f"{path}: task configuration not understood ({e})") from None
-    if path.suffix == ".safetensors":
+    if state is None:
         load_weights(module.model, path)
     else:
-        state = load_checkpoint_file(path)["state_dict"]
         # A teacher's weights are not part of the trained model (distillation keeps it outside the state dict).
         try:
             module.load_state_dict(state)
