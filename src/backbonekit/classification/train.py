@@ -1,4 +1,4 @@
-"""``train classify``: data → ClassificationTask → the engine, then best.safetensors and the confusion matrix.
+"""``train classify``: data → ClassificationTask, through the shared training routine; then the confusion matrix.
 
 With ``--labels-per-class`` the labelled set is a seeded balanced subset; ``--unlabeled`` with ``--semi`` adds the
 unlabelled stream; ``--teacher`` distils. ``noisy_student`` calls ``_train`` with pseudo-labelled images to add."""
@@ -8,31 +8,23 @@ import argparse
 import json
 import os
 import sys
-
 from typing import Callable
 
-import lightning.pytorch as pl
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
 from backbonekit.classification.data import ClassificationData, build_classification_data
 from backbonekit.classification.semi_data import SemiDataset, select_labelled, unlabeled_images
-from backbonekit.classification.task import ClassificationTask, load
 from backbonekit.classification.transforms import build_transforms, mixing_collate, strong_transforms
 from backbonekit.errors import ConfigError
 from backbonekit.models.registry import default_cfg
-from backbonekit.training.autobatch import batch_size_scope, resolve_batch_size
-from backbonekit.training.autobatch_step import AUTOBATCH_STEP, autobatch_recipe
-from backbonekit.training.engine import EngineConfig, FitResult, fit
-from backbonekit.training.loaders import make_loaders
 from backbonekit.training import train_args
-from backbonekit.training.run_args import engine_options
+from backbonekit.training.engine import FitResult
 from backbonekit.training.task_spec import get_task
-from backbonekit.training.task_io import save_task_weights
+from backbonekit.training.train_routine import TrainPlan, train_task
 
 
 def train_classifier(args: argparse.Namespace) -> FitResult:
-    with batch_size_scope():
-        return _train(args)
+    return _train(args)
 
 
 def labelled_split(args: argparse.Namespace, data: ClassificationData) -> tuple[Dataset, object]:
@@ -57,10 +49,16 @@ def _train(args: argparse.Namespace, *, extra_train: Callable[[ClassificationDat
            labelled_wrap: Callable[[Dataset, int], Dataset] | None = None, run_task: str = "classify",
            extra_hparams: dict | None = None) -> FitResult:
     """One training run. ``extra_train(data, image_size)`` → images added to the labelled ones (Noisy Student's
-    pseudo-labelled set), ``labelled_wrap(labelled, num_classes)`` adapts the labelled set to them (soft targets); ``run_task`` is the
-    folder under ``--out`` the run goes to."""
+    pseudo-labelled set), ``labelled_wrap(labelled, num_classes)`` adapts the labelled set to them (soft targets);
+    ``run_task`` is the folder under ``--out`` the run goes to."""
+    def plan(a: argparse.Namespace) -> TrainPlan:
+        return plan_classification(a, extra_train, labelled_wrap, extra_hparams)
+    return train_task(args, get_task("classify"), plan, _finish, run_task=run_task)
+
+
+def plan_classification(args: argparse.Namespace, extra_train=None, labelled_wrap=None,
+                        extra_hparams: dict | None = None) -> TrainPlan:
     defaults = default_cfg(args.model)  # an unknown name fails here, before any data is read
-    pl.seed_everything(args.seed, workers=True, verbose=False)
     image_size = train_args.image_size(args.image_size, defaults["input_size"][-1], "classify", square=True)
     data = load_data(args, image_size)
     labelled, rest = labelled_split(args, data)
@@ -88,11 +86,6 @@ def _train(args: argparse.Namespace, *, extra_train: Callable[[ClassificationDat
         if not 0 <= warmup <= 1:
             raise ConfigError(f"--unsup-warmup must be between 0 and 1, got {warmup}")
         config.update(semi=semi, threshold=args.threshold, mu=args.mu, lambda_u=args.lambda_u, unsup_warmup=warmup)
-    recipe = autobatch_recipe(get_task("classify"), config, args.precision)
-    batch_size = resolve_batch_size(args.batch_size, AUTOBATCH_STEP, recipe, max_batch=len(labelled),
-                                    max_memory=args.max_memory, memory_fraction=args.memory_fraction)
-    task = ClassificationTask(**config)
-
     train_set = labelled_wrap(labelled, len(data.class_names)) if labelled_wrap else labelled
     if extra_train is not None:
         train_set = ConcatDataset([train_set, extra_train(data, image_size)])
@@ -103,40 +96,31 @@ def _train(args: argparse.Namespace, *, extra_train: Callable[[ClassificationDat
                                 strong=strong_transforms(image_size, flip=flip) if semi == "fixmatch" else None,
                                 mu=args.mu)
     collate = mixing_collate(len(data.class_names), args.cutmix, args.mixup)
-    train_loader, val_loader = make_loaders(train_set, data.val, batch_size, workers=args.workers,
-                                            collate_fn=collate, mixing=collate is not None)
-
     log_keys = ("train/loss", "val/loss", "val/top1", "val/top5") + (("train/mask_rate",) if semi else ())
-    engine = EngineConfig(task=run_task, epochs=args.epochs, monitor="val/top1", mode="max", log_keys=log_keys,
-                          gradient_clip_val=train_args.clip(args), **engine_options(args))
-    hparams = {"task": {k: v for k, v in config.items() if k != "class_names"}, "class_names": data.class_names,
-               "data": {"source": data.source, "path": args.data, "train": len(train_set), "val": len(data.val),
-                        "labelled": len(labelled), "labels_per_class": getattr(args, "labels_per_class", None),
-                        "unlabeled": getattr(args, "unlabeled", None),
-                        "batch_size": batch_size, "augment": args.augment, "cutmix": args.cutmix,
-                        "mixup": args.mixup}, **(extra_hparams or {})}
-    result = fit(task, train_loader, val_loader, engine, hparams=hparams)
-    if result.trainer.is_global_zero and result.best_path is not None and result.best_path.exists():
-        _export_best(result, config)
-    return result
+    return TrainPlan(config, train_set, data.val, monitor="val/top1", log_keys=log_keys, collate_fn=collate,
+                     mixing=collate is not None,
+                     data={"source": data.source, "path": args.data, "train": len(train_set), "val": len(data.val),
+                           "labelled": len(labelled), "labels_per_class": getattr(args, "labels_per_class", None),
+                           "unlabeled": getattr(args, "unlabeled", None), "augment": args.augment,
+                           "cutmix": args.cutmix, "mixup": args.mixup},
+                     hparams=extra_hparams or {},
+                     metadata={"class_names": json.dumps(data.class_names), "image_size": str(image_size)})
 
 
-def _export_best(result: FitResult, config: dict) -> None:
+def _finish(result: FitResult, trained, batch_size: int, plan: TrainPlan) -> None:
+    """The confusion matrix and per-class accuracy of the last validation, beside the run's other records."""
     from backbonekit.training.plots import plot_confusion_matrix
 
-    trained = load(result.best_path)
-    save_task_weights(trained, dict(trained.hparams), result.run_dir / "best.safetensors",
-                      extra={"class_names": json.dumps(config["class_names"]),
-                             "image_size": str(config["image_size"])})
+    class_names = plan.config["class_names"]
     task = result.trainer.lightning_module
     confusion = getattr(task, "last_confusion", None)
     if confusion is not None:
-        plot_confusion_matrix(confusion.numpy(), config["class_names"], result.run_dir / "confusion_matrix.png",
+        plot_confusion_matrix(confusion.numpy(), class_names, result.run_dir / "confusion_matrix.png",
                               title="confusion matrix (last validation)")
     per_class = getattr(task, "last_per_class", None)
     summary_path = result.run_dir / "metrics.json"
     if per_class is not None and summary_path.exists():
         summary = json.loads(summary_path.read_text())
-        summary["final_per_class_top1"] = dict(zip(config["class_names"], per_class.tolist()))
+        summary["final_per_class_top1"] = dict(zip(class_names, per_class.tolist()))
         summary_path.write_text(json.dumps(summary, indent=2))
     print(f"results in {result.run_dir}{os.sep}", file=sys.stderr)

@@ -81,12 +81,21 @@ def write_metrics(result: dict, path: str | Path) -> Path:
 def evaluate_checkpoint(checkpoint: str | Path, root: str | Path, subset: str, split: str = "test", *,
                         batch_size: int = 32, skip_missing: bool = False, device: str | None = None) -> dict:
     """Greedy-decode a split with a trained model and score it (same metric code as training)."""
-    from torch.utils.data import DataLoader
-
-    from backbonekit.sequence.data import SeqDeepFakeDataset, build_transform
     from backbonekit.sequence.task import load
 
     task = load(checkpoint, fuse=True)  # BatchNorm folded: the same outputs, faster
+    result = evaluate_task(task, root, subset, split, batch_size=batch_size, skip_missing=skip_missing, device=device)
+    result["checkpoint"] = str(checkpoint)
+    return result
+
+
+def evaluate_task(task, root: str | Path, subset: str, split: str = "test", *, batch_size: int = 32,
+                  skip_missing: bool = False, device: str | None = None) -> dict:
+    """Greedy-decode a split with a trained ``SequenceTask`` (eval mode) and score it."""
+    from torch.utils.data import DataLoader
+
+    from backbonekit.sequence.data import SeqDeepFakeDataset, build_transform
+
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     task.to(device)
     ds = SeqDeepFakeDataset(root, subset, split, transform=build_transform(task.cfg.image_size, train=False),
@@ -97,6 +106,6 @@ def evaluate_checkpoint(checkpoint: str | Path, root: str | Path, subset: str, s
         for images, labels in DataLoader(ds, batch_size=batch_size):
             metric.update(task(images.to(device)).cpu(), labels)
     result = metric.compute()
-    result.update(subset=subset, split=split, checkpoint=str(checkpoint), backbone=task.cfg.backbone,
+    result.update(subset=subset, split=split, backbone=task.cfg.backbone,
                   skipped=len(ds.skipped), unmatched=[], missing=0)
     return result

@@ -1,35 +1,27 @@
-"""``train sequence``: the official data → SequenceTask → the engine (best Fixed and best Adaptive kept apart); then
-the best checkpoint is scored on the validation split and exported as ``best.safetensors``."""
+"""``train sequence``: the official data → SequenceTask, through the shared training routine (best Fixed and best
+Adaptive kept apart); then the best checkpoint is scored on the validation split."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
 
-import lightning.pytorch as pl
-
 from backbonekit.models.registry import default_cfg
 from backbonekit.sequence.data import SeqDeepFakeDataset
-from backbonekit.sequence.evaluate import evaluate_checkpoint, format_report, write_metrics
-from backbonekit.sequence.task import BestAdaptive, SequenceTask, load
-from backbonekit.training.autobatch import batch_size_scope, resolve_batch_size
-from backbonekit.training.autobatch_step import AUTOBATCH_STEP, autobatch_recipe
-from backbonekit.training.engine import EngineConfig, FitResult, fit
-from backbonekit.training.loaders import make_loaders
+from backbonekit.sequence.evaluate import evaluate_task, format_report, write_metrics
+from backbonekit.sequence.task import BestAdaptive
 from backbonekit.training import train_args
-from backbonekit.training.run_args import engine_options
+from backbonekit.training.engine import FitResult
 from backbonekit.training.task_spec import get_task
-from backbonekit.training.task_io import save_task_weights
+from backbonekit.training.train_routine import TrainPlan, train_task
 
 
 def train_sequence(args: argparse.Namespace) -> FitResult:
-    with batch_size_scope():
-        return _train(args)
+    return train_task(args, get_task("sequence"), plan_sequence, finish_run)
 
 
-def _train(args: argparse.Namespace) -> FitResult:
+def plan_sequence(args: argparse.Namespace) -> TrainPlan:
     default_cfg(args.backbone)  # an unknown name fails here, before any data is read
-    pl.seed_everything(args.seed, workers=True, verbose=False)
     splits = {}
     image_size = train_args.image_size(args.image_size, 256, "sequence", square=True)
     for split in ("train", "val"):
@@ -44,36 +36,25 @@ def _train(args: argparse.Namespace) -> FitResult:
                   epochs=args.epochs, scheduler=args.scheduler, warmup_epochs=args.warmup_epochs,
                   lr_steps=args.lr_steps, step_size=args.step_size, freeze_backbone=args.freeze_backbone,
                   freeze_bn=args.freeze_bn)
-    recipe = autobatch_recipe(get_task("sequence"), config, args.precision)
-    batch_size = resolve_batch_size(args.batch_size, AUTOBATCH_STEP, recipe, max_batch=len(splits["train"]),
-                                    max_memory=args.max_memory, memory_fraction=args.memory_fraction)
-    task = SequenceTask(**config)
-    train_loader, val_loader = make_loaders(splits["train"], splits["val"], batch_size, workers=args.workers)
-    engine = EngineConfig(task="sequence", epochs=args.epochs, monitor="val/fixed_acc", mode="max",
-                          log_keys=("train/loss", "val/loss", "val/adaptive_acc"),
-                          gradient_clip_val=train_args.clip(args), **engine_options(args))
-    hparams = {"task": config, "data": {"root": str(args.data), "train": len(splits["train"]),
-                                        "val": len(splits["val"]), "batch_size": batch_size}}
-    result = fit(task, train_loader, val_loader, engine, hparams=hparams, extra_callbacks=[BestAdaptive()])
-    if result.trainer.is_global_zero:
-        best = {"fixed_acc": result.best_score}
-        for cb in result.trainer.callbacks:
-            if isinstance(cb, BestAdaptive) and cb.best_model_score is not None:
-                best["adaptive_acc"] = float(cb.best_model_score)
-        print(f"best val Fixed-Acc {_pct(best.get('fixed_acc'))} (best.ckpt), best val Adaptive-Acc "
-              f"{_pct(best.get('adaptive_acc'))} (best_adaptive.ckpt); results in {result.run_dir}", file=sys.stderr)
-        if result.best_path is not None and result.best_path.exists():
-            finish_run(result, args, batch_size)
-    return result
+    return TrainPlan(config, splits["train"], splits["val"], monitor="val/fixed_acc",
+                     log_keys=("train/loss", "val/loss", "val/adaptive_acc"), callbacks=(BestAdaptive(),),
+                     data={"root": str(args.data), "subset": args.subset, "train": len(splits["train"]),
+                           "val": len(splits["val"]), "skip_bad_images": args.skip_bad_images})
 
 
-def finish_run(result: FitResult, args: argparse.Namespace, batch_size: int) -> None:
-    """The best checkpoint: scored on the validation split into ``val/metrics.json`` and exported as safetensors."""
-    metrics = evaluate_checkpoint(result.best_path, args.data, args.subset, "val", batch_size=batch_size,
-                                  skip_missing=args.skip_bad_images)
+def finish_run(result: FitResult, best, batch_size: int, plan: TrainPlan) -> None:
+    """The best checkpoint scored on the validation split into ``val/metrics.json``."""
+    scores = {"fixed_acc": result.best_score}
+    for cb in result.trainer.callbacks:
+        if isinstance(cb, BestAdaptive) and cb.best_model_score is not None:
+            scores["adaptive_acc"] = float(cb.best_model_score)
+    print(f"best val Fixed-Acc {_pct(scores.get('fixed_acc'))} (best.ckpt), best val Adaptive-Acc "
+          f"{_pct(scores.get('adaptive_acc'))} (best_adaptive.ckpt); results in {result.run_dir}", file=sys.stderr)
+    data = plan.data
+    metrics = evaluate_task(best, data["root"], data["subset"], "val", batch_size=batch_size,
+                            skip_missing=data["skip_bad_images"])
+    metrics["checkpoint"] = str(result.best_path)
     write_metrics(metrics, result.run_dir / "val" / "metrics.json")
-    best = load(result.best_path)
-    save_task_weights(best, dict(best.hparams), result.run_dir / "best.safetensors")
     summary_path = result.run_dir / "metrics.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     summary["best_checkpoint_val"] = {k: v for k, v in metrics.items() if k != "unmatched"}
