@@ -83,3 +83,16 @@ def test_freeze_backbone_holds_the_detector_backbone():
     assert not any(p.requires_grad for p in task.model.backbone.parameters())
     assert not task.model.backbone.training
     assert all(p.requires_grad for n, p in task.model.named_parameters() if not n.startswith("backbone."))
+
+
+def test_eval_and_predict_take_a_device_and_refuse_a_missing_gpu(monkeypatch, tmp_path, capsys):
+    from backbonekit.cli import main
+    from backbonekit.training.inference import pick_device
+
+    assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="no CUDA device"):
+        pick_device("cuda")
+    for verb, task in (("eval", "classify"), ("predict", "detect"), ("predict", "sequence")):
+        options = {s for a in subparser(build_parser(), [verb, task])._actions for s in a.option_strings}
+        assert "--device" in options

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from backbonekit.training.run_args import add_run_arguments
+from backbonekit.training.run_args import add_device_argument, add_run_arguments
 from backbonekit.training.train_args import add_input_arguments, add_optimization_arguments
 
 # Measured on the 2-core CPU (seed 0): 98.89% best val top-1 at epoch 4, 44 s in all (README); 6 epochs of
@@ -42,6 +42,7 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--skip-bad-images", action="store_true")
     p.add_argument("--out", help="where to write metrics.json (default: eval/ in the checkpoint's run folder)")
     p.add_argument("--compile", action="store_true", help="torch.compile the fused model (pays on large sets)")
+    add_device_argument(p)
     p.set_defaults(func=cmd_eval)
 
     p = verbs["predict"].add_parser("classify", help="top-k classes for images or folders")
@@ -50,6 +51,7 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--json", action="store_true", help="one JSON object per image")
     p.add_argument("--compile", action="store_true", help="torch.compile the fused model (pays on many images)")
+    add_device_argument(p)
     p.set_defaults(func=cmd_predict)
 
 
@@ -126,7 +128,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from backbonekit.classification.predict import predict_images
 
-    for row in predict_images(args.checkpoint, args.paths, top_k=args.top_k, compile=args.compile):
+    for row in predict_images(args.checkpoint, args.paths, top_k=args.top_k, compile=args.compile,
+                              device=args.device):
         if args.json:
             print(json.dumps(row))
         else:

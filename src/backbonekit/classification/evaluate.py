@@ -10,13 +10,14 @@ import torchmetrics
 from torch.utils.data import DataLoader
 
 from backbonekit.classification.data import build_classification_data
-from backbonekit.classification.task import load
+from backbonekit.training.inference import load_for_inference
+from backbonekit.training.task_spec import get_task
 from backbonekit.errors import ConfigError
 from backbonekit.training.run_record import eval_source
 
 
 def evaluate_classifier(args: argparse.Namespace) -> dict:
-    trained = load(args.checkpoint, fuse=True)  # BatchNorm folded: the same outputs, faster
+    trained, device = load_for_inference(args.checkpoint, get_task("classify"), getattr(args, "device", None))
     if getattr(args, "compile", False):
         trained.model.compile()
     class_names = list(trained.cfg.class_names)
@@ -39,7 +40,7 @@ def evaluate_classifier(args: argparse.Namespace) -> dict:
     loader = DataLoader(data.val, batch_size=args.batch_size, num_workers=args.workers)
     with torch.inference_mode():
         for x, y in loader:
-            logits = trained(x)
+            logits = trained(x.to(device)).cpu()
             for metric in (top1, top5, per_class):
                 metric.update(logits, y)
     result = {"checkpoint": str(args.checkpoint), "data": source["data"], "split": source["what"],

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from backbonekit.training.run_args import add_run_arguments
+from backbonekit.training.run_args import add_device_argument, add_run_arguments
 from backbonekit.training.train_args import add_deprecated_arguments, add_input_arguments, add_optimization_arguments
 
 DEFAULT_CLASSES = ("Car", "Pedestrian", "Cyclist")  # = kitti.DEFAULT_CLASSES; kept here so --help needs no torch
@@ -44,6 +44,7 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--save", nargs="+", choices=("png", "kitti", "coco"), default=["png", "kitti", "coco"],
                    help="what to write: PNGs with boxes, KITTI result files (16 fields), COCO results JSON")
     p.add_argument("--batch-size", type=int, default=8)
+    add_device_argument(p)
     p.set_defaults(func=cmd_predict)
 
     p = verbs["eval"].add_parser("detect", help="COCO mAP / KITTI AP of a checkpoint or of any detector's results")
@@ -66,6 +67,7 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--out", help="--predictions: metrics JSON to write (default: metrics.json inside a result folder, "
                                  "<name>_metrics.json beside a results JSON); --checkpoint: folder to write "
                                  "(default: eval/ in the checkpoint's run folder)")
+    add_device_argument(p)
     p.set_defaults(func=cmd_eval)
 
 
@@ -113,7 +115,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from backbonekit.detection.predict import predict_images
 
     summary = predict_images(args.checkpoint, args.paths, args.out, score_threshold=args.score_threshold,
-                             save=args.save, batch_size=args.batch_size)
+                             save=args.save, batch_size=args.batch_size, device=args.device)
     for row in summary["images"]:
         found = ", ".join(f"{name} {n}" for name, n in row["counts"].items()) or "nothing"
         print(f"{row['path']}: {found}")
@@ -162,11 +164,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_eval_checkpoint(args: argparse.Namespace) -> int:
     from backbonekit.detection.data import build_detection_data
     from backbonekit.detection.evaluate import evaluate_on
-    from backbonekit.detection.task import load as load_detector
     from backbonekit.errors import DataError
+    from backbonekit.training.inference import load_for_inference
     from backbonekit.training.run_record import eval_source
+    from backbonekit.training.task_spec import get_task
 
-    task = load_detector(args.checkpoint, fuse=True)
+    task, _ = load_for_inference(args.checkpoint, get_task("detect"), args.device)
     cfg = task.cfg
     source = eval_source(args.checkpoint, args.data, val_ratio=None, seed=None, val_data=None)
     own = args.data is None or source["what"].startswith("the run's")

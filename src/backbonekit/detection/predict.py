@@ -14,18 +14,19 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from backbonekit.detection.task import load as load_detector
 from backbonekit.detection.evaluate_coco import detections_to_coco_results
 from backbonekit.detection.kitti import detections_to_kitti, load_image, write_kitti_file
 from backbonekit.detection.plots import draw_detections
 from backbonekit.detection.transforms import eval_transforms, unletterbox_boxes
 from backbonekit.io.images import find_images
+from backbonekit.training.inference import load_for_inference
+from backbonekit.training.task_spec import get_task
 
 
 @torch.inference_mode()
 def predict_images(checkpoint: str | Path, paths: list[str], out: str | Path, score_threshold: float = 0.3,
-                   save=("png", "kitti", "coco"), batch_size: int = 8) -> dict:
-    task = load_detector(checkpoint, fuse=True)  # BatchNorm folded: the same outputs, faster
+                   save=("png", "kitti", "coco"), batch_size: int = 8, device: str | None = None) -> dict:
+    task, device = load_for_inference(checkpoint, get_task("detect"), device)
     names = task.cfg.class_names
     category_ids = list(task.cfg.category_ids) or list(range(1, len(names) + 1))
     files = find_images(paths)
@@ -41,7 +42,8 @@ def predict_images(checkpoint: str | Path, paths: list[str], out: str | Path, sc
         letterboxed = [transform(image, _empty_target(image)) for image in originals]
         batch = torch.stack([image.as_subclass(torch.Tensor) for image, _ in letterboxed])
         for path, image, (_, target), det in zip(chunk, originals, letterboxed,
-                                                 task.detect(batch, score_threshold=score_threshold)):
+                                                 task.detect(batch.to(device), score_threshold=score_threshold)):
+            det = {k: v.cpu() for k, v in det.items()}
             det["boxes"] = unletterbox_boxes(det["boxes"], target["letterbox"])
             rows.append({"path": str(path), "counts": dict(Counter(names[i] for i in det["labels"].tolist()))})
             if "png" in save:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from backbonekit.sequence.subsets import SUBSETS
-from backbonekit.training.run_args import add_run_arguments
+from backbonekit.training.run_args import add_device_argument, add_run_arguments
 from backbonekit.training.train_args import add_deprecated_arguments, add_input_arguments, add_optimization_arguments
 
 DEFAULT_SUBSET = "facial_components"
@@ -41,6 +41,7 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--csv", help="write predictions in the annotation format (file_path,label)")
     p.add_argument("--grid", help="draw images with predicted (and true) sequences to this PNG")
+    add_device_argument(p)
     p.set_defaults(func=cmd_predict)
 
     p = synth_parsers(verbs).add_parser("seqdeepfake", help="SeqDeepFake layout with ordered, learnable edits")
@@ -65,6 +66,7 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--skip-bad-images", action="store_true", help="leave out annotation rows whose image is missing")
     add_deprecated_arguments(p, "skip-missing")
     p.add_argument("--out", help="write metrics JSON here")
+    add_device_argument(p)
     p.set_defaults(func=cmd_eval)
 
 
@@ -82,7 +84,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if bool(args.paths) == bool(args.data):
         raise ConfigError("give image PATHs or --data, not both or neither")
     rows = predict_sequences(args.checkpoint, args.paths, data=args.data, split=args.split,
-                             batch_size=args.batch_size)
+                             batch_size=args.batch_size, device=args.device)
     for r in rows:
         true = f"  (true: {r['true_name']})" if "true_name" in r else ""
         print(f"{r['file_path']}: {r['name']} {r['label']}{true}")
@@ -118,7 +120,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         subset, split = source["subset"] or DEFAULT_SUBSET, args.split or "val"
         print(f"scoring {source['what']}: {source['data']}, subset {subset}, split {split}")
         result = evaluate_checkpoint(args.checkpoint, source["data"], subset, split,
-                                     batch_size=args.batch_size, skip_missing=args.skip_bad_images)
+                                     batch_size=args.batch_size, skip_missing=args.skip_bad_images, device=args.device)
     print(format_report(result))
     if args.out:
         print(f"metrics written to {write_metrics(result, args.out)}")

@@ -81,9 +81,10 @@ def write_metrics(result: dict, path: str | Path) -> Path:
 def evaluate_checkpoint(checkpoint: str | Path, root: str | Path, subset: str, split: str = "test", *,
                         batch_size: int = 32, skip_missing: bool = False, device: str | None = None) -> dict:
     """Greedy-decode a split with a trained model and score it (same metric code as training)."""
-    from backbonekit.sequence.task import load
+    from backbonekit.training.inference import load_for_inference
+    from backbonekit.training.task_spec import get_task
 
-    task = load(checkpoint, fuse=True)  # BatchNorm folded: the same outputs, faster
+    task, device = load_for_inference(checkpoint, get_task("sequence"), device)
     result = evaluate_task(task, root, subset, split, batch_size=batch_size, skip_missing=skip_missing, device=device)
     result["checkpoint"] = str(checkpoint)
     return result
@@ -95,8 +96,9 @@ def evaluate_task(task, root: str | Path, subset: str, split: str = "test", *, b
     from torch.utils.data import DataLoader
 
     from backbonekit.sequence.data import SeqDeepFakeDataset, build_transform
+    from backbonekit.training.inference import pick_device
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = pick_device(device)
     task.to(device)
     ds = SeqDeepFakeDataset(root, subset, split, transform=build_transform(task.cfg.image_size, train=False),
                             skip_missing=skip_missing)

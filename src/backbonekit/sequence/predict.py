@@ -10,7 +10,8 @@ from PIL import Image
 
 from backbonekit.io.images import find_images, load_image
 from backbonekit.sequence.data import SeqDeepFakeDataset, build_transform, format_label
-from backbonekit.sequence.task import load
+from backbonekit.training.inference import load_for_inference
+from backbonekit.training.task_spec import get_task
 from backbonekit.sequence.vocab import label_to_name
 
 
@@ -19,9 +20,7 @@ def predict_sequences(checkpoint: str | Path, paths=(), *, data: str | Path | No
                       batch_size: int = 32, device: str | None = None) -> list[dict]:
     """Rows ``{file_path, label, name[, true_label, true_name]}``; with ``data`` the split's annotated images (and
     file paths relative to the data root, as the annotations have them), otherwise the given files/folders."""
-    task = load(checkpoint, fuse=True)  # BatchNorm folded: the same outputs, faster
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    task.to(device)
+    task, device = load_for_inference(checkpoint, get_task("sequence"), device)
     subset, transform = task.cfg.subset, build_transform(task.cfg.image_size, train=False)
     if data is not None:
         ds = SeqDeepFakeDataset(data, subset, split, transform=transform)

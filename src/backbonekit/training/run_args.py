@@ -61,3 +61,7 @@ def _batches(value: str) -> int | float:
     if number <= 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {value}")
     return int(number) if number >= 1 else number
+
+
+def add_device_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto (the GPU when there is one), cpu, cuda or cuda:N")

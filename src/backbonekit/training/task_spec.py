@@ -38,6 +38,10 @@ def register_task(spec: TaskSpec) -> TaskSpec:
     return spec
 
 
+def unregister_task(name: str) -> None:
+    _TASKS.pop(name, None)
+
+
 def registered() -> dict[str, TaskSpec]:
     return dict(_TASKS)
 
