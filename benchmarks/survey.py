@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 import backbonekit as bk
+from backbonekit.nn.batchnorm import reestimate_batch_norm
 
 MODELS = [
     ("alexnet", {}),
@@ -112,22 +113,11 @@ def evaluate(model, x: torch.Tensor, y: torch.Tensor) -> float:
     return (pred == y).float().mean().item()
 
 
-@torch.no_grad()
 def recalibrate_bn(model, x: torch.Tensor, batch_size: int = 256) -> None:
     """"Precise BN": the running statistics recomputed as exact averages over the training set with the final
     weights. After a few dozen steps the running averages (momentum 0.1) still mix in the statistics of much earlier
     weights, which can make eval-mode outputs nearly constant."""
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        return
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average
-    model.train()
-    for i in range(0, len(x), batch_size):
-        model(x[i:i + batch_size])
-    for m in norms:
-        m.momentum = 0.1
+    reestimate_batch_norm(model, [x[i:i + batch_size] for i in range(0, len(x), batch_size)])
 
 
 def render(rows: list[dict]) -> None:

@@ -25,14 +25,12 @@ def calibrate_bn(model, size, seed=1):
     With fresh statistics (mean 0, var 1) the activations of a random deep net shrink to ~1e-12 in eval mode and
     every output is dominated by the classifier bias, so a comparison of logits would prove nothing.
     """
+    from backbonekit.nn.batchnorm import reestimate_batch_norm
+
     g = torch.Generator().manual_seed(seed)
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average over the calibration pass
             m.weight.data.copy_(torch.rand(m.num_features, generator=g) * 0.5 + 0.75)
             m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-    model.train()
-    with torch.no_grad():
-        model(torch.randn(4, 3, *size, generator=g))
+    reestimate_batch_norm(model, [torch.randn(4, 3, *size, generator=g)])
     return model.eval()

@@ -24,7 +24,7 @@ from backbonekit.errors import ConfigError
 from backbonekit.models.registry import create_model
 from backbonekit.nn.groupnorm import batch_norm_to_group_norm
 from backbonekit.nn.normalize import ImageNormalize
-from backbonekit.nn.batchnorm import hold_module
+from backbonekit.nn.batchnorm import hold_module, reestimate_batch_norm
 from backbonekit.training.optim import build_optimizer, build_schedule, check_choices, param_groups
 from backbonekit.training.task_io import load_task
 
@@ -130,33 +130,13 @@ class DetectionTask(pl.LightningModule):
         (validation loss of a swinging epoch: 10977 with the running averages, 704 re-estimated from batches of 8,
         1.2 from batches of 64)."""
         held = set(self.model.backbone.modules()) if self.cfg.freeze_backbone else set()  # kept as loaded
-        norms = [m for m in self.model.modules()
-                 if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats and m not in held]
-        was_training, momenta, count = self.training, [m.momentum for m in norms], 0
-        values = {}  # values per channel in one batch
-        hooks = [m.register_forward_pre_hook(lambda m, x: values.__setitem__(m, x[0].numel() // x[0].shape[1]))
-                 for m in norms]
+        was_training = self.training
         self.eval()
         try:
-            for images in batches:
-                if count == 0:
-                    for m in norms:
-                        m.reset_running_stats()
-                        m.momentum = None  # cumulative average over the batches
-                        m.train()
-                self.model(self.normalize(images.to(self.device)))
-                count += 1
+            return reestimate_batch_norm(self.model, batches, lambda x: self.model(self.normalize(x.to(self.device))),
+                                         exclude=held, biased_var=True)
         finally:
-            for h in hooks:
-                h.remove()
-            for m, momentum in zip(norms, momenta):
-                m.momentum = momentum
-                if count and values.get(m, 0) > 1:
-                    # The variance these forwards normalised with (BN keeps the unbiased one, 8/7 of it for the
-                    # eight values of a 1×1 map in a batch of 8), so that eval mode reproduces them.
-                    m.running_var.mul_((values[m] - 1) / values[m])
             self.train(was_training)
-        return count
 
     def _precise_bn_batches(self):
         """Batches of ``precise_bn_batch`` training images (a random subset, the same on every rank), or none."""

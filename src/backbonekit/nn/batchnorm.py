@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Container, Iterable, Iterator
 
+import torch
 import torch.nn as nn
 
 
@@ -39,3 +40,40 @@ def hold_module(module: nn.Module) -> None:
     module.eval()
     for p in module.parameters():
         p.requires_grad_(False)
+
+
+@torch.no_grad()
+def reestimate_batch_norm(model: nn.Module, batches: Iterable, forward: Callable | None = None, *,
+                          exclude: Container[nn.Module] = (), biased_var: bool = False) -> int:
+    """"Precise BN": every BatchNorm's running statistics recomputed as the exact average over ``batches`` (each
+    one ``forward(batch)``, default ``model(batch)``), with BN normalising by batch statistics and everything else as
+    at inference (no dropout or drop path: they would give statistics that eval mode never sees). ``exclude``: BNs
+    kept as they are. ``biased_var``: store the variance the forwards normalised with (BN keeps the unbiased one,
+    8/7 of it for a 1×1 map in a batch of 8), so that eval mode reproduces them. Returns the number of batches; the
+    model's training mode and momenta are restored."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+             and m not in exclude]
+    forward = forward or model
+    was_training, momenta, count = model.training, [m.momentum for m in norms], 0
+    values: dict = {}  # values per channel in one batch
+    hooks = [m.register_forward_pre_hook(lambda m, x: values.__setitem__(m, x[0].numel() // x[0].shape[1]))
+             for m in norms]
+    model.eval()
+    try:
+        for batch in batches:
+            if count == 0:
+                for m in norms:
+                    m.reset_running_stats()
+                    m.momentum = None  # cumulative average over the batches
+                    m.train()
+            forward(batch)
+            count += 1
+    finally:
+        for h in hooks:
+            h.remove()
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+            if biased_var and count and values.get(m, 0) > 1:
+                m.running_var.mul_((values[m] - 1) / values[m])
+        model.train(was_training)
+    return count

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from backbonekit.detection.postprocess import postprocess
 from backbonekit.errors import ConfigError
 from backbonekit.models.registry import create_model
+from backbonekit.nn.batchnorm import reestimate_batch_norm
 from backbonekit.nn.fuse import fuse_batchnorm
 
 PEERS = ("torchvision", "timm")
@@ -202,15 +203,9 @@ def calibrate_batchnorm(model: nn.Module, images: torch.Tensor, seed: int = 0) -
                 p.copy_(torch.rand(p.shape, generator=g) * 1.3 + 0.2)
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):
-                m.reset_running_stats()
-                m.momentum = None  # a cumulative average over the calibration pass
                 m.weight.copy_(torch.rand(m.num_features, generator=g) * 0.5 + 0.75)
                 m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-        model.eval()
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.train()
-        model(images)
+    reestimate_batch_norm(model, [images])
     return model.eval()
 
 
