@@ -98,3 +98,12 @@ def test_the_training_layer_imports_a_task_only_through_the_registry():
     allowed = {"task_spec.py", "autobatch.py"}
     found = {p.name for p in (ROOT / "training").glob("*.py") if "import_module" in p.read_text()}
     assert found <= allowed, found - allowed
+
+
+def test_no_function_is_longer_than_60_lines():
+    long = []
+    for path in ROOT.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
+                long.append(f"{_module_name(path)}.{node.name}: {node.end_lineno - node.lineno + 1} lines")
+    assert not long, "split these into named pieces:\n" + "\n".join(long)

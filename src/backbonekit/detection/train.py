@@ -34,6 +34,9 @@ def plan_detection(args: argparse.Namespace) -> TrainPlan:
         raise ConfigError(f"--model must be a detector (efficientdet_d0 … efficientdet_d7), got {args.model!r}")
     if args.backbone:
         default_cfg(args.backbone)
+    if args.skip_bad_images:
+        raise ConfigError("--skip-bad-images is not supported by train detect yet: an unreadable image stops the "
+                          "run with its path")
     image_size = train_args.image_size(args.image_size, tuple(defaults["input_size"][1:]), "detect")
     if min(image_size) < 32:
         raise ConfigError(f"--image-size: a detector needs at least 32 pixels a side, got {image_size}")
