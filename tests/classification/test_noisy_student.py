@@ -59,6 +59,15 @@ def test_noisy_student_generations_table_reuse_and_resume(image_folder, tmp_path
     assert main(argv) == 0
     assert "generation 1: resuming" in capsys.readouterr().out
     assert json.loads((root / "metrics.json").read_text())["generations"][1]["generation"] == 1
+    capsys.readouterr()
+
+    # The same name with other models or settings would reuse generations trained otherwise: refused, untouched.
+    before = (root / "run.yaml").read_bytes()
+    other = [a if a != "resnet18" else "resnet34" for a in argv]
+    assert main(other) == 2
+    err = capsys.readouterr().err
+    assert "--students resnet34 (the run: resnet18)" in err and "--teacher-model resnet34" in err
+    assert (root / "run.yaml").read_bytes() == before
 
 
 def test_noisy_student_needs_one_teacher(image_folder, tmp_path, capsys):
