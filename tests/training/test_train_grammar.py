@@ -96,3 +96,20 @@ def test_eval_and_predict_take_a_device_and_refuse_a_missing_gpu(monkeypatch, tm
     for verb, task in (("eval", "classify"), ("predict", "detect"), ("predict", "sequence")):
         options = {s for a in subparser(build_parser(), [verb, task])._actions for s in a.option_strings}
         assert "--device" in options
+
+
+def test_a_resumed_schedule_follows_the_raised_epochs_not_the_old_end():
+    # The old run: 4 epochs of 10 steps, cosine; saved at its end (lr 0). Resumed with 8 epochs, the schedule must
+    # be the 8-epoch one at step 40 (half-way: lr 0.5), not the restored 4-epoch one (0 for ever).
+    def scheduler(epochs):
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        return opt, build_schedule(opt, "cosine", total_steps=epochs * 10, epochs=epochs)["lr_scheduler"]["scheduler"]
+
+    opt, old = scheduler(4)
+    for _ in range(40):
+        opt.step()
+        old.step()
+    opt2, new = scheduler(8)
+    new.load_state_dict(old.state_dict())
+    assert new.last_epoch == 40
+    assert new.get_lr()[0] == pytest.approx(0.5, abs=0.05)  # the lr the next step trains with

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Iterable
 
 import torch
@@ -67,8 +68,15 @@ def build_schedule(optimizer: torch.optim.Optimizer, name: str, *, total_steps: 
             multiplier = WarmupStep(warmup, [], every=max(1, round(step_size * per_epoch)))
     else:
         multiplier = WarmupCosine(warmup, total)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
+    # LambdaLR saves a callable object's attributes and restores them on resume, which would keep the old run's
+    # length after --resume raised --epochs (a cosine stuck at 0 for the added epochs). A partial has none: the
+    # schedule is always the one this run's settings build, and its position the restored step count.
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(_multiply, multiplier))
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def _multiply(multiplier, step: int) -> float:
+    return multiplier(step)
 
 
 class WarmupStep:
