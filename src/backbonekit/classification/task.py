@@ -20,6 +20,7 @@ from backbonekit.errors import ConfigError
 from backbonekit.models.registry import create_model
 from backbonekit.nn.batchnorm import hold_batch_norm, running_stats_frozen
 from backbonekit.nn.normalize import ImageNormalize
+from backbonekit.training.frozen_parts import HoldsFrozenParts
 from backbonekit.training.optim import build_optimizer, build_schedule, check_choices, param_groups
 from backbonekit.training.task_io import load_task
 
@@ -77,7 +78,7 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature:
                             log_target=True, reduction="batchmean")
 
 
-class ClassificationTask(pl.LightningModule):
+class ClassificationTask(HoldsFrozenParts, pl.LightningModule):
     def __init__(self, **config):
         super().__init__()
         self.cfg = ClassifyConfig(**config)
@@ -217,17 +218,7 @@ class ClassificationTask(pl.LightningModule):
         head = {id(p) for p in self.head_parameters()}
         return [p for p in self.model.parameters() if id(p) not in head]
 
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if mode:
-            self._keep_frozen_backbone_in_eval()
-        return self
-
-    def on_train_epoch_start(self) -> None:
-        # Lightning sets and restores sub-module modes itself (not through train()), so enforce it here too.
-        self._keep_frozen_backbone_in_eval()
-
-    def _keep_frozen_backbone_in_eval(self) -> None:
+    def hold_frozen_parts(self) -> None:
         if self.cfg.freeze_backbone:
             # Feature extraction: the backbone's BatchNorm statistics stay those of the pretrained weights.
             self.model.eval()

@@ -25,6 +25,7 @@ from backbonekit.models.registry import create_model
 from backbonekit.nn.groupnorm import batch_norm_to_group_norm
 from backbonekit.nn.normalize import ImageNormalize
 from backbonekit.nn.batchnorm import hold_module, reestimate_batch_norm
+from backbonekit.training.frozen_parts import HoldsFrozenParts
 from backbonekit.training.optim import build_optimizer, build_schedule, check_choices, param_groups
 from backbonekit.training.task_io import load_task
 
@@ -67,7 +68,7 @@ class DetectConfig:
     max_detections: int = 100
 
 
-class DetectionTask(pl.LightningModule):
+class DetectionTask(HoldsFrozenParts, pl.LightningModule):
     def __init__(self, **config):
         super().__init__()
         self.cfg = DetectConfig(**config)
@@ -82,20 +83,12 @@ class DetectionTask(pl.LightningModule):
                     m.momentum = self.cfg.bn_momentum
         self.anchors = self.model.anchors(self.cfg.image_size)
         self.normalize = ImageNormalize.from_cfg(self.model.pretrained_cfg)
-        if self.cfg.freeze_backbone:
-            hold_module(self.model.backbone)
+        self.hold_frozen_parts()
         self.val_map = MeanAveragePrecision(box_format="xyxy", iou_type="bbox", class_metrics=True,
                                             backend="pycocotools")
         self.last_result: dict = {}
 
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if mode and self.cfg.freeze_backbone:
-            hold_module(self.model.backbone)
-        return self
-
-    def on_train_epoch_start(self) -> None:
-        # Lightning sets sub-module modes itself (not through train()), so enforce it here too.
+    def hold_frozen_parts(self) -> None:
         if self.cfg.freeze_backbone:
             hold_module(self.model.backbone)
 

@@ -18,6 +18,7 @@ from backbonekit.models.registry import create_model
 from backbonekit.nn.normalize import ImageNormalize
 from backbonekit.sequence.metrics import SequenceAccuracy
 from backbonekit.nn.batchnorm import hold_batch_norm, hold_module
+from backbonekit.training.frozen_parts import HoldsFrozenParts
 from backbonekit.training.optim import build_optimizer, build_schedule
 from backbonekit.training.task_io import load_task
 
@@ -53,7 +54,7 @@ class SequenceConfig:
         return warmup, steps
 
 
-class SequenceTask(pl.LightningModule):
+class SequenceTask(HoldsFrozenParts, pl.LightningModule):
     def __init__(self, **config):
         super().__init__()
         self.cfg = SequenceConfig(**config)
@@ -101,17 +102,7 @@ class SequenceTask(pl.LightningModule):
         self.last_result = result
         self.val_metric.reset()
 
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if mode:
-            self._hold_frozen_parts()
-        return self
-
-    def on_train_epoch_start(self) -> None:
-        # Lightning sets sub-module modes itself (not through train()), so enforce it here too.
-        self._hold_frozen_parts()
-
-    def _hold_frozen_parts(self) -> None:
+    def hold_frozen_parts(self) -> None:
         if self.cfg.freeze_backbone:
             hold_module(self.model.backbone)
         elif self.cfg.freeze_bn:
@@ -119,7 +110,7 @@ class SequenceTask(pl.LightningModule):
 
     def configure_optimizers(self):
         cfg = self.cfg
-        self._hold_frozen_parts()
+        self.hold_frozen_parts()
         backbone = [p for p in self.model.backbone.parameters() if p.requires_grad]
         ids = {id(p) for p in self.model.backbone.parameters()}
         rest = [p for p in self.model.parameters() if id(p) not in ids and p.requires_grad]
