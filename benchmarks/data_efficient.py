@@ -42,9 +42,9 @@ def summary(label: str, scores: list[float], base: list[float] | None, seconds: 
     if base is not None:
         diffs = [s - b for s, b in zip(scores, base)]
         d_spread = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
-        gain = f"{100 * statistics.mean(diffs):+6.2f} ± {100 * d_spread:4.2f}"
-    per_seed = " ".join(f"{100 * s:.1f}" for s in scores)
-    return f"{label:<44} {100 * mean:6.2f} ± {100 * spread:4.2f}   {gain:<15} {per_seed:<18} {seconds:6.0f}s"
+        gain = f"{statistics.mean(diffs):+6.2f} ± {d_spread:4.2f}"  # scores are percent
+    per_seed = " ".join(f"{s:.1f}" for s in scores)
+    return f"{label:<44} {mean:6.2f} ± {spread:4.2f}   {gain:<15} {per_seed:<18} {seconds:6.0f}s"
 
 
 def main_(argv=None) -> None:
@@ -139,7 +139,7 @@ def noisy_student(out: Path, seeds: list[int], q: bool, lines: list[str]) -> Non
         accs = [r[g]["pseudo_acc"] for r in runs if isinstance(r[g]["pseudo_acc"], float)]
         if accs:
             used = statistics.mean(r[g]["pseudo_labelled"] for r in runs)
-            lines[-1] += f"  pseudo-labels {used:.0f} @ {100 * statistics.mean(accs):.1f}%"
+            lines[-1] += f"  pseudo-labels {used:.0f} @ {statistics.mean(accs):.1f}%"
     print("\n".join(lines[-len(by_gen):]), flush=True)
 
 

@@ -48,7 +48,7 @@ def main() -> None:
           f"{args.epochs} epochs from random init, this CPU")
     print(f"{'backbone':<18}{'params':>12}{'best Fixed':>12}{'best Adaptive':>15}{'time':>9}")
     for backbone, params, fixed, adaptive, seconds in rows:
-        print(f"{backbone:<18}{params:>12,}{100 * fixed:>11.2f}%{100 * adaptive:>14.2f}%{seconds:>8.0f}s")
+        print(f"{backbone:<18}{params:>12,}{fixed:>11.2f}%{adaptive:>14.2f}%{seconds:>8.0f}s")
 
 
 if __name__ == "__main__":

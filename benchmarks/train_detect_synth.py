@@ -74,12 +74,12 @@ def main() -> None:
         with open(Path(args.out) / "detect" / name / "results.csv", newline="") as f:
             curve = [(float(r["val/loss"]), float(r.get("val/map_50") or "nan")) for r in csv.DictReader(f)]
         print(f"{name}: val loss per epoch " + ", ".join(f"{loss:.3g}" for loss, _ in curve))
-        print(f"{name}: val mAP@.5 per epoch " + ", ".join(f"{m:.3f}" for _, m in curve))
+        print(f"{name}: val mAP@.5 per epoch " + ", ".join(f"{m:.1f}" for _, m in curve) + " (%)")
     print(f"\nEfficientDet-D0 on synthetic shapes, {args.image_size}², {args.epochs} epochs, batch {args.batch_size}, "
           f"{args.num_images} images (80/20)")
-    print(f"{'config':<12}{'mAP@.5':>8}{'mAP':>8}{'seconds':>9}")
+    print(f"{'config':<12}{'mAP@.5 %':>9}{'mAP %':>8}{'seconds':>9}")
     for name, map50, map_all, seconds in rows:
-        print(f"{name:<12}{map50:>8.3f}{map_all:>8.3f}{seconds:>9.0f}")
+        print(f"{name:<12}{map50:>9.1f}{map_all:>8.1f}{seconds:>9.0f}")
 
 
 if __name__ == "__main__":

@@ -72,7 +72,7 @@ def test_cli_scores_coco_results(tmp_path, capsys):
     assert main(["eval", "detect", "--predictions", str(tmp_path / "res.json"), "--data", str(root),
                  "--out", str(out_file)]) == 0
     assert "mAP@[.5:.95] 100.00" in capsys.readouterr().out
-    assert json.loads(out_file.read_text())["mAP50"] == pytest.approx(1.0)
+    assert json.loads(out_file.read_text())["mAP50"] == pytest.approx(100.0)
 
 
 def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):

@@ -43,7 +43,7 @@ def test_train_writes_a_complete_run_folder(coco_run):
     assert len(rows) == 3 and "val/map_50" in rows[0] and "train/cls_loss" in rows[0]
     metrics = json.loads((coco_run / "metrics.json").read_text())
     coco = metrics["best_checkpoint_val"]["coco"]
-    assert 0 <= coco["mAP"] <= coco["mAP50"] <= 1 and set(coco["per_class"]) == {"rectangle", "circle", "triangle"}
+    assert 0 <= coco["mAP"] <= coco["mAP50"] <= 100 and set(coco["per_class"]) == {"rectangle", "circle", "triangle"}
     ckpt = torch.load(coco_run / "best.ckpt", weights_only=True)  # plain data: no code is unpickled
     assert ckpt["hyper_parameters"]["class_names"] == ["rectangle", "circle", "triangle"]
 

@@ -29,8 +29,8 @@ def test_eval_predictions_csv_reports_unmatched_rows(synth_root, tmp_path, capsy
     m = json.loads(out.read_text())
     n = len(truth)
     wrong = sum(1 for v in truth[0][1] if v != 0)  # first row predicted "original"
-    assert m["count"] == n and m["fixed_acc"] == pytest.approx(1 - wrong / (5 * n))
-    assert m["exact_match"] == pytest.approx((n - (wrong > 0)) / n)
+    assert m["count"] == n and m["fixed_acc"] == pytest.approx(100 * (1 - wrong / (5 * n)))  # percent
+    assert m["exact_match"] == pytest.approx(100 * (n - (wrong > 0)) / n)
 
 
 def test_eval_bad_predictions_file_exits_2(synth_root, tmp_path, capsys):
@@ -48,7 +48,7 @@ def test_train_eval_predict_end_to_end(synth_root, tmp_path, capsys):
     assert (run / "best.ckpt").is_file() and (run / "best_adaptive.ckpt").is_file()
     # After fit: the best checkpoint scored on val, and exported as safetensors that rebuild the same model.
     val = json.loads((run / "val" / "metrics.json").read_text())
-    assert val["split"] == "val" and 0 <= val["fixed_acc"] <= 1
+    assert val["split"] == "val" and 0 <= val["fixed_acc"] <= 100
     assert json.loads((run / "metrics.json").read_text())["best_checkpoint_val"]["fixed_acc"] == val["fixed_acc"]
     from backbonekit.sequence.task import load
 

@@ -35,7 +35,7 @@ class ToyTask(pl.LightningModule):
     def validation_step(self, batch, batch_idx):
         images, labels = batch
         self.log("val/loss", self.training_loss(batch))
-        self.log("val/acc", (self(images).argmax(1) == labels).float().mean())
+        self.log("val/acc", 100 * (self(images).argmax(1) == labels).float().mean())  # percent, as every score
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=self.hparams.lr, momentum=0.9)

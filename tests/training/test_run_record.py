@@ -123,3 +123,17 @@ def test_the_runs_own_record_reproduces_it_as_a_config_file(finished_run, image_
                  "--name", "again"]) == 0
     again = yaml.safe_load((tmp_path / "runs" / "classify" / "again" / "run.yaml").read_text())["settings"]
     assert again == yaml.safe_load((finished_run / "run.yaml").read_text())["settings"]
+
+
+def test_scores_are_percent_everywhere_and_say_so(finished_run, capsys):
+    import csv
+
+    row = next(csv.DictReader(open(finished_run / "results.csv")))
+    top1 = float(row["val/top1"])
+    assert top1 * 9 / 100 == pytest.approx(round(top1 * 9 / 100), abs=1e-4)  # k of 9 images, in percent
+    summary = json.loads((finished_run / "metrics.json").read_text())
+    assert "percent" in summary["unit"] and summary["best"]["val/top1"] == pytest.approx(top1)
+    assert main(["eval", "classify", "--checkpoint", str(finished_run / "best.ckpt")]) == 0
+    out = capsys.readouterr().out
+    assert f"top-1 {top1:.2f}%" in out and "top-5" not in out  # 3 classes: top-5 would always be 100%
+    assert json.loads((finished_run / "eval" / "metrics.json").read_text())["unit"] == "percent"

@@ -148,6 +148,6 @@ def run_demo() -> int:
     result = cmd_train(args)
     metrics = json.loads((out / "metrics.json").read_text())
     top1 = metrics["best"]["val/top1"]
-    print(f"\ndigits demo: best val top-1 {top1:.4f} in {time.time() - start:.0f}s; results in {out}/ "
+    print(f"\ndigits demo: best val top-1 {top1:.2f}% in {time.time() - start:.0f}s; results in {out}/ "
           "(results.png, confusion_matrix.png, best.ckpt, best.safetensors, results.csv)", file=sys.stderr)
     return result

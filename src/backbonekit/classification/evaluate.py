@@ -45,8 +45,8 @@ def evaluate_classifier(args: argparse.Namespace) -> dict:
                 metric.update(logits, y)
     result = {"checkpoint": str(args.checkpoint), "data": source["data"], "split": source["what"],
               "val_ratio": source["val_ratio"], "seed": source["seed"], "images": len(data.val),
-              "top1": top1.compute().item(), "top5": top5.compute().item(),
-              "per_class": dict(zip(class_names, per_class.compute().tolist())),
+              "unit": "percent", "top1": 100 * top1.compute().item(), "top5": 100 * top5.compute().item(),
+              "per_class": dict(zip(class_names, (100 * per_class.compute()).tolist())),
               "skipped_images": len(data.skipped)}
     # Not beside the checkpoint: that metrics.json is the training run's own record.
     out = Path(args.out) if args.out else Path(args.checkpoint).parent / "eval"
@@ -61,10 +61,12 @@ def _print(result: dict, path: Path) -> None:
 
     from backbonekit.io.console import make_console
 
-    table = Table("class", "accuracy", title=f"{result['images']} images: top-1 {result['top1']:.4f}  "
-                                             f"top-5 {result['top5']:.4f}")
+    title = f"{result['images']} images: top-1 {result['top1']:.2f}%"
+    if len(result["per_class"]) > 5:  # with 5 classes or fewer top-5 is 100% by definition
+        title += f"  top-5 {result['top5']:.2f}%"
+    table = Table("class", "accuracy (%)", title=title)
     for name, acc in result["per_class"].items():
-        table.add_row(name, f"{acc:.4f}")
+        table.add_row(name, f"{acc:.2f}")
     console = make_console()
     console.print(table)
     console.print(f"wrote {path}")

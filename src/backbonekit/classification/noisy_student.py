@@ -148,7 +148,7 @@ def _pseudo_set(args: argparse.Namespace, gen: argparse.Namespace, data: Classif
     run.mkdir(parents=True, exist_ok=True)
     (run / "pseudo_labels.json").write_text(json.dumps(stats, indent=2))
     print(f"pseudo-labels: {stats['confident']}/{stats['unlabelled']} confident, {stats['used']} after balancing"
-          + (f", accuracy {stats['accuracy']:.4f}" if stats.get("accuracy") is not None else ""))
+          + (f", accuracy {stats['accuracy']:.2f}%" if stats.get("accuracy") is not None else ""))
     return PseudoLabeled(images, indices, targets, data.train.transform)
 
 
@@ -179,7 +179,7 @@ def pseudo_label(teacher_path: Path, images: RawImages, num_classes: int, *, thr
     known = kept[true[kept] >= 0] if len(kept) else kept
     stats = {"unlabelled": len(images), "confident": int(len(kept)), "used": len(indices), "per_class_target": target,
              "confident_per_class": [int(len(idx)) for idx in per_class],
-             "accuracy": float((label[known].numpy() == true[known]).mean()) if len(known) else None}
+             "accuracy": 100 * float((label[known].numpy() == true[known]).mean()) if len(known) else None}
     return indices, targets, stats
 
 
@@ -196,7 +196,7 @@ def _val_top1(args: argparse.Namespace, checkpoint: Path) -> float:
     with torch.inference_mode():
         for x, y in DataLoader(data.val, batch_size=128):
             correct += int((teacher(x).argmax(-1) == y).sum())
-    return correct / len(data.val)
+    return 100 * correct / len(data.val)
 
 
 def _write_table(root: Path, rows: list[dict]) -> None:
@@ -204,11 +204,11 @@ def _write_table(root: Path, rows: list[dict]) -> None:
         writer = csv.DictWriter(f, fieldnames=TABLE)
         writer.writeheader()
         writer.writerows(rows)
-    (root / "metrics.json").write_text(json.dumps({"generations": rows}, indent=2))
-    print(f"\n{'gen':>3}  {'model':<16} {'role':<10} {'val top-1':>9}  {'pseudo':>6}  {'pseudo acc':>10}")
+    (root / "metrics.json").write_text(json.dumps({"unit": "percent", "generations": rows}, indent=2))
+    print(f"\n{'gen':>3}  {'model':<16} {'role':<10} {'val top-1 %':>11}  {'pseudo':>6}  {'pseudo acc %':>12}")
     for r in rows:
-        acc = f"{r['pseudo_acc']:.4f}" if isinstance(r["pseudo_acc"], float) else "-"
+        acc = f"{r['pseudo_acc']:.2f}" if isinstance(r["pseudo_acc"], float) else "-"
         role = r["role"] if len(r["role"]) <= 10 else "teacher"
-        print(f"{r['generation']:>3}  {r['model']:<16} {role:<10} {r['val_top1']:>9.4f}  "
-              f"{str(r['pseudo_labelled'] or '-'):>6}  {acc:>10}")
+        print(f"{r['generation']:>3}  {r['model']:<16} {role:<10} {r['val_top1']:>11.2f}  "
+              f"{str(r['pseudo_labelled'] or '-'):>6}  {acc:>12}")
     print(f"results in {root}/")

@@ -239,7 +239,7 @@ class ClassificationTask(HoldsFrozenParts, pl.LightningModule):
                      sync_dist=True, batch_size=m)
         if "pseudo_acc" in stats:  # accuracy of the pseudo-labels used, where the true labels are known
             acc, used = stats["pseudo_acc"]
-            self.log("train/pseudo_acc", acc, on_step=False, on_epoch=True, sync_dist=True, batch_size=used)
+            self.log("train/pseudo_acc", 100 * acc, on_step=False, on_epoch=True, sync_dist=True, batch_size=used)
         return loss
 
     def validation_step(self, batch, batch_idx):
@@ -249,17 +249,16 @@ class ClassificationTask(HoldsFrozenParts, pl.LightningModule):
         self.log("val/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=x.shape[0])
         for metric in (self.val_top1, self.val_top5, self.val_per_class, self.val_confusion):
             metric.update(logits, y)
-        # Logging the metric objects lets Lightning compute them once per epoch (synchronised across DDP processes
-        # by torchmetrics) and reset them.
-        self.log("val/top1", self.val_top1, on_epoch=True, prog_bar=True)
-        self.log("val/top5", self.val_top5, on_epoch=True)
 
     def on_validation_epoch_end(self) -> None:
-        # Kept for the confusion-matrix plot and eval; computed on every process (a collective under DDP).
-        self.last_per_class = self.val_per_class.compute().cpu()
+        # Scores in percent, as everywhere (console, results.csv, metrics.json, plots). compute() synchronises
+        # the DDP processes (a collective: every process runs it); per-class and confusion are kept for the plots.
+        self.log("val/top1", 100 * self.val_top1.compute(), prog_bar=True)
+        self.log("val/top5", 100 * self.val_top5.compute())
+        self.last_per_class = 100 * self.val_per_class.compute().cpu()
         self.last_confusion = self.val_confusion.compute().cpu()
-        self.val_per_class.reset()
-        self.val_confusion.reset()
+        for metric in (self.val_top1, self.val_top5, self.val_per_class, self.val_confusion):
+            metric.reset()
 
     # ------------------------------------------------------------------------------------------- optimiser
     def configure_optimizers(self):

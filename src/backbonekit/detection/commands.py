@@ -149,9 +149,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         report = format_kitti(result)
     else:
         from backbonekit.detection.coco import resolve_coco_json
-        from backbonekit.detection.evaluate_coco import evaluate_coco
+        from backbonekit.detection.evaluate_coco import coco_in_percent, evaluate_coco
 
-        result = {"format": "coco", **evaluate_coco(resolve_coco_json(args.data), predictions)}
+        result = {"format": "coco", **coco_in_percent(evaluate_coco(resolve_coco_json(args.data), predictions))}
         out = Path(args.out) if args.out else predictions.with_name(predictions.stem + "_metrics.json")
         report = format_coco(result)
     print(report)
@@ -220,7 +220,7 @@ def _fmt(value: float | None, scale: float = 1.0) -> str:
 
 
 def format_kitti(result: dict) -> str:
-    lines = [f"KITTI 2D AP (R{result.get('recall_points', 40)}), {result['num_images']} images",
+    lines = [f"KITTI 2D AP in percent (R{result.get('recall_points', 40)}), {result['num_images']} images",
              f"{'class':<16}{'easy':>8}{'moderate':>10}{'hard':>8}   objects (mod.)"]
     for cls, aps in result["ap"].items():
         lines.append(f"{cls:<16}{_fmt(aps['easy']):>8}{_fmt(aps['moderate']):>10}{_fmt(aps['hard']):>8}"
@@ -236,9 +236,9 @@ def format_kitti(result: dict) -> str:
 
 def format_coco(result: dict) -> str:
     lines = [f"COCO box mAP, {result['num_images']} images, {result['num_detections']} detections",
-             f"mAP@[.5:.95] {_fmt(result['mAP'], 100)}   mAP@.5 {_fmt(result['mAP50'], 100)}   "
-             f"mAP@.75 {_fmt(result['mAP75'], 100)}",
-             f"{'class':<20}{'AP':>8}{'AP50':>8}"]
+             f"mAP@[.5:.95] {_fmt(result['mAP'])}%   mAP@.5 {_fmt(result['mAP50'])}%   "
+             f"mAP@.75 {_fmt(result['mAP75'])}%",
+             f"{'class':<20}{'AP %':>8}{'AP50 %':>8}"]
     for name, ap in result["per_class"].items():
-        lines.append(f"{name:<20}{_fmt(ap, 100):>8}{_fmt(result['per_class_ap50'][name], 100):>8}")
+        lines.append(f"{name:<20}{_fmt(ap):>8}{_fmt(result['per_class_ap50'][name]):>8}")
     return "\n".join(lines)

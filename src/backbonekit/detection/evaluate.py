@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from backbonekit.detection.coco import CocoDetection, read_json
-from backbonekit.detection.evaluate_coco import detections_to_coco_results, evaluate_coco
+from backbonekit.detection.evaluate_coco import coco_in_percent, detections_to_coco_results, evaluate_coco
 from backbonekit.detection.evaluate_kitti import evaluate_kitti
 from backbonekit.detection.kitti import KittiDetection, detections_to_kitti, write_kitti_file
 from backbonekit.detection.plots import draw_detections, plot_pr_curves, save_detection_grid
@@ -96,6 +96,7 @@ def evaluate_on(task: DetectionTask, dataset, out_dir: str | Path, batch_size: i
     (out / "predictions.json").write_text(json.dumps(results))
     coco = evaluate_coco(gt, results, curves=True)
     curves = coco.pop("pr_curves_50")
+    coco = coco_in_percent(coco)
     metrics = {"images": len(dataset), "coco": coco}
     if isinstance(dataset, KittiDetection):
         folder = out / "kitti_results"

@@ -127,3 +127,14 @@ def detections_to_coco_results(detections: list[dict], image_ids: list, category
                             "bbox": [round(x1, 3), round(y1, 3), round(x2 - x1, 3), round(y2 - y1, 3)],
                             "score": round(float(score), 5)})
     return results
+
+
+def coco_in_percent(result: dict) -> dict:
+    """``evaluate_coco``'s result with every AP in percent (as the tool prints and writes every score)."""
+    def pct(v):
+        return None if v is None else 100 * v
+    out = {k: (pct(v) if k.startswith("mAP") else v) for k, v in result.items()}
+    for key in ("per_class", "per_class_ap50"):
+        if key in out:
+            out[key] = {name: pct(v) for name, v in out[key].items()}
+    return {"unit": "percent", **out}

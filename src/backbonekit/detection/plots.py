@@ -19,7 +19,7 @@ def plot_pr_curves(curves: dict[str, list[float]], ap50: dict[str, float | None]
     for name, precision in curves.items():
         points = [(r, p) for r, p in zip(recall, precision) if p >= 0]
         ap = ap50.get(name)
-        label = f"{name} AP50 {ap:.3f}" if ap is not None else f"{name} (no objects)"
+        label = f"{name} AP50 {ap:.1f}%" if ap is not None else f"{name} (no objects)"
         ax.plot([r for r, _ in points], [p for _, p in points], label=label)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)

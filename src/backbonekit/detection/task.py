@@ -197,9 +197,10 @@ class DetectionTask(HoldsFrozenParts, pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         result = self.val_map.compute()
         self.val_map.reset()
-        self.log("val/map", result["map"], prog_bar=True)
-        self.log("val/map_50", result["map_50"], prog_bar=True)
-        self.log("val/map_75", result["map_75"])
+        # Percent, as every score (torchmetrics' -1, no ground truth at all, is kept as -1).
+        for key, bar in (("map", True), ("map_50", True), ("map_75", False)):
+            value = result[key]
+            self.log(f"val/{key}", value if value < 0 else 100 * value, prog_bar=bar)
         self.last_result = per_class_ap(result, self.cfg.class_names)
 
     # ------------------------------------------------------------------------------------------- optimiser

@@ -79,4 +79,4 @@ def finish_run(result: FitResult, best, batch_size: int, plan: TrainPlan) -> Non
 
 def _score(value: float | None) -> str:
     """n/a where nothing could be scored (no ground truth of any class in the validation images)."""
-    return "n/a" if value is None else f"{value:.4f}"
+    return "n/a" if value is None else f"{value:.2f}%"

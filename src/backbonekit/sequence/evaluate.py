@@ -42,21 +42,32 @@ def score_predictions(predictions: str | Path, root: str | Path, subset: str, sp
                         f"(file_path must be relative to the data root, e.g. {next(iter(truth), '?')})")
     metric = SequenceAccuracy()
     metric.update(torch.tensor(preds), torch.tensor(labels))
-    result = metric.compute()
+    result = in_percent(metric.compute())
     result.update(subset=subset, split=split, unmatched=unmatched, missing=len(truth) - len(preds))
     return result
+
+
+SCORES = ("fixed_acc", "adaptive_acc", "exact_match")
+
+
+def in_percent(result: dict) -> dict:
+    """``SequenceAccuracy.compute()``'s fractions (the official code's) as percent, as every score is shown."""
+    out = {k: 100 * v if k in SCORES else v for k, v in result.items()}
+    out["per_length"] = {n: {k: 100 * v if k in SCORES else v for k, v in row.items()}
+                         for n, row in result.get("per_length", {}).items()}
+    return {"unit": "percent", **out}
 
 
 def format_report(result: dict) -> str:
     """Plain-text summary: headline accuracies, per-length table, first-edit confusion."""
     names = ("original",) + edit_names(result["subset"])[1:]
     lines = [f"{result['subset']}/{result['split']}: {result['count']} images  "
-             f"Fixed-Acc {100 * result['fixed_acc']:.2f}  Adaptive-Acc {100 * result['adaptive_acc']:.2f}  "
-             f"exact {100 * result['exact_match']:.2f}",
-             "length  count  exact   fixed   adaptive"]
+             f"Fixed-Acc {result['fixed_acc']:.2f}%  Adaptive-Acc {result['adaptive_acc']:.2f}%  "
+             f"exact {result['exact_match']:.2f}%",
+             "length  count  exact %  fixed %  adaptive %"]
     for n, row in sorted(result["per_length"].items(), key=lambda kv: int(kv[0])):
-        lines.append(f"{n:>6}  {row['count']:>5}  {100 * row['exact_match']:6.2f}  {100 * row['fixed_acc']:6.2f}  "
-                     f"{100 * row['adaptive_acc']:6.2f}")
+        lines.append(f"{n:>6}  {row['count']:>5}  {row['exact_match']:7.2f}  {row['fixed_acc']:7.2f}  "
+                     f"{row['adaptive_acc']:10.2f}")
     lines.append("first edit: true (rows) vs predicted (columns)")
     width = max(len(n) for n in names)
     lines.append(" " * width + " " + " ".join(f"{n[:8]:>8}" for n in names))
@@ -107,7 +118,7 @@ def evaluate_task(task, root: str | Path, subset: str, split: str = "test", *, b
     with torch.inference_mode():
         for images, labels in DataLoader(ds, batch_size=batch_size):
             metric.update(task(images.to(device)).cpu(), labels)
-    result = metric.compute()
+    result = in_percent(metric.compute())
     result.update(subset=subset, split=split, backbone=task.cfg.backbone,
                   skipped=len(ds.skipped), unmatched=[], missing=0)
     return result

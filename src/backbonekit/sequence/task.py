@@ -96,9 +96,9 @@ class SequenceTask(HoldsFrozenParts, pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         result = self.val_metric.compute()
-        self.log("val/fixed_acc", result["fixed_acc"], prog_bar=True)
-        self.log("val/adaptive_acc", result["adaptive_acc"], prog_bar=True)
-        self.log("val/exact_match", result["exact_match"])
+        self.log("val/fixed_acc", 100 * result["fixed_acc"], prog_bar=True)  # percent, as every score
+        self.log("val/adaptive_acc", 100 * result["adaptive_acc"], prog_bar=True)
+        self.log("val/exact_match", 100 * result["exact_match"])
         self.last_result = result
         self.val_metric.reset()
 

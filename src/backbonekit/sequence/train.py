@@ -63,4 +63,4 @@ def finish_run(result: FitResult, best, batch_size: int, plan: TrainPlan) -> Non
 
 
 def _pct(v) -> str:
-    return "n/a" if v is None else f"{100 * v:.2f}"
+    return "n/a" if v is None else f"{v:.2f}%"

@@ -14,6 +14,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 import numpy as np
 import torch
 
+from backbonekit.training.units import shown
+
 
 
 def _scalar(v) -> float:
@@ -77,7 +79,7 @@ class EpochLine(pl.Callback):
         m = {k: v for k, v in trainer.callback_metrics.items() if not isinstance(v, torch.Tensor) or v.numel() == 1}
         # The keys asked for first, in their order, then any other epoch-level scalar the module logged.
         keys = [k for k in dict.fromkeys(self.keys) if k in m] + sorted(k for k in m if k not in self.keys)
-        parts = [f"{k} {_scalar(m[k]):.4f}" for k in keys]
+        parts = [f"{k} {shown(k, _scalar(m[k]))}" for k in keys]
         print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  " + "  ".join(parts)
               + f"  {time.time() - self._start:.1f}s", flush=True)
 

@@ -23,6 +23,7 @@ from backbonekit.training.checkpoint_io import BackgroundCheckpointIO
 from backbonekit.training.plots import plot_results
 from backbonekit.training.run_dir import ENV_RUN_DIR, make_run_dir
 from backbonekit.training.run_record import _plain
+from backbonekit.training.units import UNIT_NOTE
 
 
 @dataclass
@@ -126,7 +127,7 @@ def _fit_in(run_dir: Path, module, train_loader, val_loader, cfg: EngineConfig, 
     result.metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 1)() == 1}
     if trainer.is_global_zero:
         plot_results(run_dir / "results.csv", run_dir / "results.png")
-        summary = {"final": result.metrics, "best": {cfg.monitor: result.best_score},
+        summary = {"unit": UNIT_NOTE, "final": result.metrics, "best": {cfg.monitor: result.best_score},
                    "epochs_done": trainer.current_epoch, "interrupted": result.interrupted_by is not None}
         (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
         if result.interrupted_by is not None:

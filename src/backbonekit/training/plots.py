@@ -11,6 +11,8 @@ matplotlib.use("Agg")  # files only: no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from backbonekit.training.units import is_score  # noqa: E402
+
 
 def plot_results(csv_path: Path, out_path: Path) -> Path | None:
     """One panel per quantity (losses together), x = epoch."""
@@ -32,7 +34,7 @@ def plot_results(csv_path: Path, out_path: Path) -> Path | None:
             values = [float(r[key]) if r.get(key) not in (None, "") else np.nan for r in rows]
             ax.plot(epochs, values, marker="o", markersize=3, label=key)
         ax.set_xlabel("epoch")
-        ax.set_title(", ".join(keys) if len(keys) == 1 else "loss")
+        ax.set_title(keys[0] + (" (%)" if is_score(keys[0]) else "") if len(keys) == 1 else "loss")
         if len(keys) > 1:
             ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
