@@ -118,7 +118,7 @@ def ours_epochs(data_arg: str, image_size: int, batch_size: int, epochs: int, lr
             code = cli(["train", "classify", "--data", data_arg, "--model", "resnet18", "--image-size", str(image_size),
                     "--batch-size", str(batch_size), "--epochs", str(epochs), "--optimizer", "adamw", "--lr", str(lr),
                     "--weight-decay", "0.05", "--augment", "basic", "--progress", "lines", "--out", str(out),
-                    "--name", "bench", "--seed", "0"])
+                    "--name", "bench", "--exist-ok", "--seed", "0"])  # each round replaces the last
     if code != 0:
         raise SystemExit(f"train classify exited with {code}")
     times = clock.epochs()

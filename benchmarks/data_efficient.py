@@ -27,7 +27,7 @@ IMAGE = ["--data", "digits", "--optimizer", "adamw", "--lr", "1e-3", "--weight-d
 
 
 def run(out: Path, name: str, *extra: str, command=("train", "classify"), size: int = 16) -> float:
-    code = main([*command, *IMAGE, "--image-size", str(size), "--out", str(out), "--name", name, *extra])
+    code = main([*command, *IMAGE, "--image-size", str(size), "--out", str(out), "--name", name, "--exist-ok", *extra])
     if code:
         sys.exit(f"{name}: exit {code}")
     if command[1] == "noisy-student":

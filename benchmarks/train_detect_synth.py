@@ -64,7 +64,7 @@ def main() -> None:
         start = time.time()
         code = cli(["train", "detect", "--data", str(data), "--image-size", str(args.image_size), "--epochs",
                     str(args.epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--scale-min",
-                    "0.75", "--scale-max", "1.25", "--progress", "lines", "--out", args.out, "--name", name,
+                    "0.75", "--scale-max", "1.25", "--progress", "lines", "--out", args.out, "--name", name, "--exist-ok",
                     *config_args(name)])
         seconds = time.time() - start
         if code != 0:
