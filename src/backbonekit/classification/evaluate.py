@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
@@ -10,7 +9,7 @@ import torchmetrics
 from torch.utils.data import DataLoader
 
 from backbonekit.classification.data import build_classification_data
-from backbonekit.training.inference import load_for_inference
+from backbonekit.training.inference import load_for_inference, write_eval
 from backbonekit.training.task_spec import get_task
 from backbonekit.errors import ConfigError
 from backbonekit.training.run_record import eval_source
@@ -48,11 +47,7 @@ def evaluate_classifier(args: argparse.Namespace) -> dict:
               "unit": "percent", "top1": 100 * top1.compute().item(), "top5": 100 * top5.compute().item(),
               "per_class": dict(zip(class_names, (100 * per_class.compute()).tolist())),
               "skipped_images": len(data.skipped)}
-    # Not beside the checkpoint: that metrics.json is the training run's own record.
-    out = Path(args.out) if args.out else Path(args.checkpoint).parent / "eval"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(result, indent=2))
-    _print(result, out / "metrics.json")
+    _print(result, write_eval(result, args.checkpoint, args.out))
     return result
 
 
