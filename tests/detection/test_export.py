@@ -201,6 +201,8 @@ def bad_checkpoint(kind: str, folder):
     path = folder / f"{kind}.ckpt"
     if kind == "text":
         path.write_text("not a checkpoint")
+    elif kind == "objects":
+        torch.save({"state_dict": {}, "extra": argparse.Namespace(a=1)}, path)  # needs unpickling a class
     elif kind == "foreign":
         torch.save({"state_dict": {}}, path)  # a torch file, but no run's hyper-parameters
     return path
@@ -208,7 +210,8 @@ def bad_checkpoint(kind: str, folder):
 
 @pytest.mark.parametrize("kind, message", [
     ("missing", "no such checkpoint"),
-    ("text", "cannot read checkpoint"),
+    ("text", "not a PyTorch checkpoint"),
+    ("objects", "loaded as data only (never unpickled)"),
     ("foreign", "not a `backbonekit train` checkpoint"),
 ])
 def test_bad_checkpoint_is_one_error_line(tmp_path, capsys, kind, message):

@@ -27,6 +27,7 @@ from backbonekit.classification.train import _train, labelled_split, load_data
 from backbonekit.errors import ConfigError
 from backbonekit.models.registry import default_cfg
 from backbonekit.training.autobatch import batch_size_scope
+from backbonekit.training.preflight import check_train_settings
 from backbonekit.training.run_record import differing, new_run_folder, read_record, settings_of, write_record
 
 RUN_TASK = "noisy-student"
@@ -36,6 +37,7 @@ TABLE = ("generation", "model", "role", "val_top1", "pseudo_labelled", "pseudo_a
 def train_noisy_student(args: argparse.Namespace) -> int:
     students = [s.strip() for s in args.students.split(",") if s.strip()]
     _check(args, students)
+    check_train_settings(args, "train noisy-student")
     root = _root_folder(args)
     name = root.name
     rows: list[dict] = []

@@ -25,6 +25,7 @@ from typing import Callable
 import yaml
 
 from backbonekit.errors import ConfigError
+from backbonekit.training.preflight import check_train_settings
 from backbonekit.training.run_dir import ENV_RUN_DIR
 
 RECORD = "run.yaml"
@@ -191,6 +192,7 @@ def start_training(args: argparse.Namespace, command: str, task_folder: str,
             raise ConfigError(f"--resume {args.resume}: no {RECORD} in {run_dir} (a run from before backbonekit "
                               "kept records): start a new run")
         epochs = restore(args, run_dir, record, command)
+        check_train_settings(args, command)
         done = epochs_done(run_dir)
         if done is not None and done >= epochs:
             print(f"{run_dir} finished all {epochs} epochs; nothing to resume (raise --epochs to train longer)",
@@ -198,13 +200,15 @@ def start_training(args: argparse.Namespace, command: str, task_folder: str,
             return 0
         if epochs != target_epochs(run_dir, record):
             _append_resume(run_dir, epochs)
-        args.resume, created = str(run_dir / "last.ckpt"), False
+        args.resume, created, new_parents = str(run_dir / "last.ckpt"), False, []
         print(f"resuming {run_dir} (epochs {epochs})", file=sys.stderr)
     else:
         if getattr(args, "data", "") is None:
             raise ConfigError("--data is required (or --resume RUN to continue a run)")
+        check_train_settings(args, command)
         run_dir = new_run_folder(args.out, task_folder, args.name, getattr(args, "exist_ok", False))
         created = not run_dir.exists()
+        new_parents = [p for p in run_dir.parents if not p.exists()]
         write_record(run_dir, command, settings_of(args))
     os.environ[ENV_RUN_DIR] = str(run_dir)
     try:
@@ -212,6 +216,9 @@ def start_training(args: argparse.Namespace, command: str, task_folder: str,
     except BaseException:
         if created and not (run_dir / "last.ckpt").exists():
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing to resume: leave nothing behind
+            for parent in new_parents:  # innermost first; only folders this command made, and only if empty
+                if parent.is_dir() and not any(parent.iterdir()):
+                    parent.rmdir()
         raise
     finally:
         os.environ.pop(ENV_RUN_DIR, None)

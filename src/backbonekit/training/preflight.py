@@ -1,0 +1,85 @@
+"""Checks of a train command's settings that need no data and no model, run before anything slow (data indexing,
+batch-size trials, building a network): each bad value is one ``ConfigError`` naming the flag."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from backbonekit.errors import ConfigError
+
+# Start files a run reads: a missing one is reported now, not after minutes of batch-size trials.
+INPUT_FILES = ("pretrained", "pretrained_backbone", "teacher")
+WELL_KNOWN = ("resnet18", "resnet50", "efficientnet_b0", "efficientnet_b4", "efficientdet_d0", "efficientdet_d1")
+# The model options of each command and the kind of model each takes (the registry's default_cfg "task").
+MODEL_KINDS = {"model": {"train classify": "classify", "train detect": "detect"},
+               "backbone": {"train sequence": "classify", "train detect": "classify"},
+               "teacher_model": {"train noisy-student": "classify"}}
+
+
+def check_train_settings(args: argparse.Namespace, command: str) -> None:
+    _check_numbers(args)
+    _check_paths(args)
+    _check_model_kinds(args, command)
+    _check_devices(args)
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    if getattr(args, "epochs", 1) < 1:
+        raise ConfigError(f"--epochs must be at least 1, got {args.epochs}")
+    for name in ("lr", "weight_decay", "clip_grad", "warmup_epochs", "label_smoothing", "backbone_lr_mult"):
+        value = getattr(args, name, None)
+        if value is not None and value < 0 or (name == "lr" and value is not None and value == 0):
+            rule = "positive" if name == "lr" else "at least 0"
+            raise ConfigError(f"--{name.replace('_', '-')} must be {rule}, got {value}")
+    size = getattr(args, "image_size", None)
+    if size is not None and (not 1 <= len(size) <= 2 or min(size) < 8):
+        raise ConfigError(f"--image-size takes one size or H W of at least 8 pixels, got {' '.join(map(str, size))}")
+    batch = str(getattr(args, "batch_size", "auto"))
+    if batch != "auto" and (not batch.isdigit() or int(batch) < 1):
+        raise ConfigError(f"--batch-size must be a positive number or auto, got {batch}")
+    warmup = getattr(args, "warmup_epochs", None)
+    if warmup is not None and warmup > args.epochs:
+        print(f"warning: --warmup-epochs {warmup:g} is longer than the run ({args.epochs} epochs): the learning "
+              "rate never reaches --lr", file=sys.stderr)
+
+
+def _check_paths(args: argparse.Namespace) -> None:
+    out = Path(getattr(args, "out", "runs"))
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: a file, not a folder for runs")
+    for name in INPUT_FILES:
+        value = getattr(args, name, None)
+        if value and not Path(value).is_file():
+            what = "a folder, not a weights file" if Path(value).is_dir() else "no such file"
+            raise ConfigError(f"--{name.replace('_', '-')} {value}: {what}")
+
+
+def _check_model_kinds(args: argparse.Namespace, command: str) -> None:
+    from backbonekit.models.registry import default_cfg, list_models
+
+    for option, kinds in MODEL_KINDS.items():
+        name, kind = getattr(args, option, None), kinds.get(command)
+        if not name or kind is None:
+            continue
+        found = default_cfg(name)["task"]  # an unknown name: the registry's error, with close matches
+        if found != kind:
+            names = list_models(task=kind)
+            fitting = ", ".join([n for n in WELL_KNOWN if n in names] or names[:4])
+            raise ConfigError(f"--{option.replace('_', '-')} {name} is a {found} model; `{command}` needs a {kind} "
+                              f"model here (e.g. {fitting}; `backbonekit models` lists them)")
+
+
+def _check_devices(args: argparse.Namespace) -> None:
+    accelerator = str(getattr(args, "accelerator", "auto"))
+    if accelerator not in ("gpu", "cuda"):
+        return
+    import torch
+
+    available = torch.cuda.device_count()
+    devices = str(getattr(args, "devices", "1"))
+    wanted = int(devices) if devices.isdigit() else 1
+    if available == 0:
+        raise ConfigError(f"--accelerator {accelerator}: no CUDA GPU on this machine (use --accelerator cpu or auto)")
+    if wanted > available:
+        raise ConfigError(f"--devices {wanted}: this machine has {available} GPU(s)")
