@@ -25,9 +25,22 @@ COMMAND_MODULES = (
 )
 
 
+DESCRIPTION = ("Train, evaluate, run and export CNN backbones (ResNet, EfficientNet and the survey models) for "
+               "classification, EfficientDet detection and SeqDeepFake sequence detection; they load the "
+               "torchvision, timm and efficientnet_pytorch weights you have on disk. Start with `backbonekit demo`.")
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Help that shows every option's default."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="backbonekit", description=__doc__.splitlines()[0])
-    top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from backbonekit import __version__
+
+    parser = argparse.ArgumentParser(prog="backbonekit", description=DESCRIPTION, formatter_class=_Help)
+    parser.add_argument("--version", action="version", version=f"backbonekit {__version__}")
+    top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=_subparser_class(parser))
     verbs = {}
     for verb in VERBS:
         p = top.add_parser(verb, help=f"{verb} (per task)")
@@ -39,7 +52,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     for spec in all_tasks().values():
         spec.add_commands(verbs)
+    _show_every_default(parser)
     return parser
+
+
+def _show_every_default(parser: argparse.ArgumentParser) -> None:
+    """argparse prints a default only beside help text: give every option some."""
+    from backbonekit.io.config_file import all_parsers
+
+    for p in all_parsers(parser):
+        for action in p._actions:
+            if action.option_strings and action.help is None:
+                action.help = "(default: %(default)s)"
+
+
+def _subparser_class(parent: argparse.ArgumentParser) -> type:
+    """Sub-command parsers (all levels) that show defaults in their help as the top level does."""
+    class SubParser(argparse.ArgumentParser):
+        def __init__(self, *args, **kwargs):
+            kwargs.setdefault("formatter_class", _Help)
+            super().__init__(*args, **kwargs)
+
+        def add_subparsers(self, **kwargs):
+            kwargs.setdefault("parser_class", SubParser)
+            return super().add_subparsers(**kwargs)
+    return SubParser
 
 
 def set_threads(threads: int | None) -> None:

@@ -133,7 +133,7 @@ def test_kitti_training_reports_official_style_ap_and_result_files(kitti_shapes,
 def test_bad_input_is_one_line(coco_shapes, tmp_path, capsys):
     runs = ["--out", str(tmp_path / "runs")]
     assert main(["train", "detect", "--data", str(coco_shapes), "--model", "resnet18", *runs]) == 2
-    assert "must be a detector" in capsys.readouterr().err
+    assert "--model resnet18 is a classify model; `train detect` needs a detect model" in capsys.readouterr().err
     assert main(["train", "detect", "--data", str(tmp_path / "nowhere"), *runs]) == 2
     assert "nowhere" in capsys.readouterr().err
     assert main(["train", "detect", "--data", str(coco_shapes), "--classes", "Car", *runs]) == 2

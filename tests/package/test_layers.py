@@ -21,7 +21,7 @@ from backbonekit.tasks import BUILTIN
 # The task folders are the registry's (backbonekit.tasks), not a list of their own here.
 TASK_FOLDERS = {module.split(".")[1] for module in BUILTIN}
 LAYERS = {"errors": 0, "nn": 1, "weights": 1, "io": 1, "models": 2, "training": 2, **{t: 3 for t in TASK_FOLDERS},
-          "tasks": 3.5, "tools": 4, "cli": 5}
+          "tasks": 3.5, "tools": 4, "cli": 5, "__main__": 6}
 
 
 def _module_name(path: Path) -> str:

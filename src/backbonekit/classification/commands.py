@@ -107,14 +107,18 @@ def add_noisy_student_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_noisy_student(args: argparse.Namespace) -> int:
     from backbonekit.classification.noisy_student import train_noisy_student
+    from backbonekit.models.registry import require_kind
 
+    require_kind(args.teacher_model, "classify", "--teacher-model", "train noisy-student")
     return train_noisy_student(args)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from backbonekit.classification.train import train_classifier
+    from backbonekit.models.registry import require_kind
     from backbonekit.training.run_record import start_training
 
+    require_kind(args.model, "classify", "--model", "train classify")
     return start_training(args, "train classify", "classify", lambda a: train_classifier(a).exit_code)
 
 

@@ -25,7 +25,7 @@ from backbonekit.classification.semi_data import PseudoLabeled, RawImages, SoftT
 from backbonekit.classification.task import load
 from backbonekit.classification.train import _train, labelled_split, load_data
 from backbonekit.errors import ConfigError
-from backbonekit.models.registry import default_cfg
+from backbonekit.models.registry import require_kind
 from backbonekit.training.autobatch import batch_size_scope
 from backbonekit.training.preflight import check_train_settings
 from backbonekit.training.run_record import differing, new_run_folder, read_record, settings_of, write_record
@@ -97,8 +97,8 @@ def _check(args: argparse.Namespace, students: list[str]) -> None:
         raise ConfigError("--soft does not combine with --cutmix/--mixup")
     if args.teacher and not Path(args.teacher).is_file():
         raise ConfigError(f"--teacher {args.teacher}: no such file")
-    for model in students + ([args.teacher_model] if args.teacher_model else []):
-        default_cfg(model)  # an unknown name fails before anything trains
+    for model in students:
+        require_kind(model, "classify", "--students", "train noisy-student")  # before anything trains
 
 
 def _generation(args: argparse.Namespace, name: str, g: int, model: str, teacher: Path | None) -> tuple[dict, int]:

@@ -106,8 +106,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from backbonekit.detection.train import train_detector
+    from backbonekit.models.registry import require_kind
     from backbonekit.training.run_record import start_training
 
+    require_kind(args.model, "detect", "--model", "train detect")
+    require_kind(args.backbone, "classify", "--backbone", "train detect")
     return start_training(args, "train detect", "detect", lambda a: train_detector(a).exit_code)
 
 
@@ -140,6 +143,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         raise ConfigError("--predictions needs --data (the ground truth to score them against)")
     predictions = Path(args.predictions)
+    if not predictions.exists():
+        from backbonekit.errors import DataError
+
+        raise DataError(f"--predictions {predictions}: no such file or folder (a folder of KITTI result files or a "
+                        "COCO results JSON)")
     if predictions.is_dir():
         from backbonekit.detection.evaluate_kitti import evaluate_kitti_folders
 

@@ -75,7 +75,7 @@ def subparser(parser: argparse.ArgumentParser, words: list[str]) -> argparse.Arg
 def explicit_options(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
     """The destinations of the options ``argv`` sets itself (not left at their defaults)."""
     saved = []
-    for p in _all_parsers(parser):
+    for p in all_parsers(parser):
         for action in p._actions:
             if action.option_strings and action.dest != "help":
                 saved.append((action, action.default))
@@ -88,12 +88,12 @@ def explicit_options(parser: argparse.ArgumentParser, argv: list[str]) -> set[st
     return {k for k, v in vars(namespace).items() if v is not _UNSET}
 
 
-def _all_parsers(parser: argparse.ArgumentParser):
+def all_parsers(parser: argparse.ArgumentParser):
     yield parser
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for sub in action.choices.values():
-                yield from _all_parsers(sub)
+                yield from all_parsers(sub)
 
 
 def _read_yaml(path: Path) -> dict:

@@ -123,3 +123,19 @@ MODEL_MODULES = (
 def _import_all() -> None:
     for name in MODEL_MODULES:
         importlib.import_module(name)
+
+
+WELL_KNOWN = ("resnet18", "resnet50", "efficientnet_b0", "efficientnet_b4", "efficientdet_d0", "efficientdet_d1")
+
+
+def require_kind(name: str | None, kind: str, flag: str, command: str) -> None:
+    """``ConfigError`` unless ``name`` (when given) is a registered model of ``kind`` (its default_cfg task):
+    ``train classify --model efficientdet_d0`` is refused naming the models that fit, before anything is built."""
+    if not name:
+        return
+    found = default_cfg(name)["task"]  # an unknown name: its own error, with close matches
+    if found != kind:
+        names = list_models(task=kind)
+        fitting = ", ".join([n for n in WELL_KNOWN if n in names] or names[:4])
+        raise ConfigError(f"{flag} {name} is a {found} model; `{command}` needs a {kind} model here (e.g. {fitting}; "
+                          "`backbonekit models` lists them)")

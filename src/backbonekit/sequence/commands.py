@@ -71,9 +71,11 @@ def add_commands(verbs: dict) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from backbonekit.models.registry import require_kind
     from backbonekit.sequence.train import train_sequence
     from backbonekit.training.run_record import start_training
 
+    require_kind(args.backbone, "classify", "--backbone", "train sequence")
     return start_training(args, "train sequence", "sequence", lambda a: train_sequence(a).exit_code)
 
 

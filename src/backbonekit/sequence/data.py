@@ -47,8 +47,8 @@ def format_label(ids) -> str:
     return "[" + ", ".join(str(int(i)) for i in ids) + "]"
 
 
-def read_annotations(csv_path: str | Path) -> list[tuple[str, list[int], int]]:
-    """Rows of an annotation (or predictions) CSV as (file_path, label, line number)."""
+def read_annotations(csv_path: str | Path, kind: str = "annotation") -> list[tuple[str, list[int], int]]:
+    """Rows of an annotation (or, with ``kind="predictions"``, a predictions) CSV as (file_path, label, line)."""
     csv_path = Path(csv_path)
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as f:
@@ -66,7 +66,7 @@ def read_annotations(csv_path: str | Path) -> list[tuple[str, list[int], int]]:
                 except (ValueError, AttributeError) as e:
                     raise DataError(f"{csv_path} line {line}: {e}") from None
     except FileNotFoundError:
-        raise DataError(f"{csv_path}: no such annotation file") from None
+        raise DataError(f"{csv_path}: no such {kind} file") from None
     except (UnicodeDecodeError, csv.Error) as e:
         raise DataError(f"{csv_path}: not a readable CSV ({e})") from None
     return rows

@@ -27,7 +27,7 @@ def score_predictions(predictions: str | Path, root: str | Path, subset: str, sp
     truth = {_key(f): label for f, label, _ in read_annotations(Path(root) / subset / "annotations" / f"{split}.csv")}
     seen: dict[str, int] = {}
     preds, labels, unmatched = [], [], []
-    for file_path, label, line in read_annotations(predictions):
+    for file_path, label, line in read_annotations(predictions, kind="predictions"):
         key = _key(file_path)
         if key in seen:
             raise DataError(f"{predictions} line {line}: {file_path} already predicted on line {seen[key]}")

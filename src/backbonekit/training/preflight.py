@@ -1,5 +1,6 @@
 """Checks of a train command's settings that need no data and no model, run before anything slow (data indexing,
-batch-size trials, building a network): each bad value is one ``ConfigError`` naming the flag."""
+batch-size trials, building a network): each bad value is one ``ConfigError`` naming the flag. (Whether a model
+name is of the right kind is checked by each task's command: ``models.registry.require_kind``.)"""
 from __future__ import annotations
 
 import argparse
@@ -10,17 +11,9 @@ from backbonekit.errors import ConfigError
 
 # Start files a run reads: a missing one is reported now, not after minutes of batch-size trials.
 INPUT_FILES = ("pretrained", "pretrained_backbone", "teacher")
-WELL_KNOWN = ("resnet18", "resnet50", "efficientnet_b0", "efficientnet_b4", "efficientdet_d0", "efficientdet_d1")
-# The model options of each command and the kind of model each takes (the registry's default_cfg "task").
-MODEL_KINDS = {"model": {"train classify": "classify", "train detect": "detect"},
-               "backbone": {"train sequence": "classify", "train detect": "classify"},
-               "teacher_model": {"train noisy-student": "classify"}}
-
-
 def check_train_settings(args: argparse.Namespace, command: str) -> None:
     _check_numbers(args)
     _check_paths(args)
-    _check_model_kinds(args, command)
     _check_devices(args)
 
 
@@ -53,21 +46,6 @@ def _check_paths(args: argparse.Namespace) -> None:
         if value and not Path(value).is_file():
             what = "a folder, not a weights file" if Path(value).is_dir() else "no such file"
             raise ConfigError(f"--{name.replace('_', '-')} {value}: {what}")
-
-
-def _check_model_kinds(args: argparse.Namespace, command: str) -> None:
-    from backbonekit.models.registry import default_cfg, list_models
-
-    for option, kinds in MODEL_KINDS.items():
-        name, kind = getattr(args, option, None), kinds.get(command)
-        if not name or kind is None:
-            continue
-        found = default_cfg(name)["task"]  # an unknown name: the registry's error, with close matches
-        if found != kind:
-            names = list_models(task=kind)
-            fitting = ", ".join([n for n in WELL_KNOWN if n in names] or names[:4])
-            raise ConfigError(f"--{option.replace('_', '-')} {name} is a {found} model; `{command}` needs a {kind} "
-                              f"model here (e.g. {fitting}; `backbonekit models` lists them)")
 
 
 def _check_devices(args: argparse.Namespace) -> None:
