@@ -40,7 +40,12 @@ def test_out_naming_a_file_is_refused(tmp_path, capsys):
     afile = tmp_path / "afile"
     afile.write_text("")
     assert main(["train", "classify", "--data", "digits", "--out", str(afile)]) == 2
-    assert "a file, not a folder for runs" in capsys.readouterr().err
+    assert "is a file, not a folder" in capsys.readouterr().err
+    for argv in (["data", "synth", "shapes", "--num-images", "2"], ["data", "synth", "seqdeepfake", "--num-images", "3"],
+                 ["predict", "detect", "--checkpoint", str(afile), str(tmp_path)]):
+        assert main([*argv, "--out", str(afile / "sub")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: --out") and "is a file, not a folder" in err and err.count("\n") == 1
 
 
 def test_a_warm_up_longer_than_the_run_is_said(tmp_path, capsys):

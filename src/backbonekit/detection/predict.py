@@ -19,6 +19,7 @@ from backbonekit.detection.kitti import detections_to_kitti, load_image, write_k
 from backbonekit.detection.plots import draw_detections
 from backbonekit.detection.transforms import eval_transforms, unletterbox_boxes
 from backbonekit.io.images import find_images
+from backbonekit.io.output import output_folder
 from backbonekit.training.inference import load_for_inference
 from backbonekit.training.task_spec import get_task
 
@@ -26,12 +27,11 @@ from backbonekit.training.task_spec import get_task
 @torch.inference_mode()
 def predict_images(checkpoint: str | Path, paths: list[str], out: str | Path, score_threshold: float = 0.3,
                    save=("png", "kitti", "coco"), batch_size: int = 8, device: str | None = None) -> dict:
+    out = output_folder(out)  # a file there is refused before the model is loaded
     task, device = load_for_inference(checkpoint, get_task("detect"), device)
     names = task.cfg.class_names
     category_ids = list(task.cfg.category_ids) or list(range(1, len(names) + 1))
     files = find_images(paths)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     if "kitti" in save:
         (out / "kitti").mkdir(exist_ok=True)
     transform = eval_transforms(tuple(task.cfg.image_size))

@@ -22,6 +22,7 @@ from PIL import Image, ImageDraw
 
 from backbonekit.detection.kitti import KittiObject, write_kitti_file
 from backbonekit.errors import ConfigError
+from backbonekit.io.output import output_folder
 
 SHAPES = ("rectangle", "circle", "triangle")
 KITTI_TYPES = {"rectangle": "Car", "circle": "Pedestrian", "triangle": "Cyclist"}
@@ -139,7 +140,7 @@ def synthesize_shapes(out: str | Path, fmt: str = "kitti", num_images: int = 50,
     canvas = tuple(image_size) if image_size else DEFAULT_SIZES[fmt]
     if min(canvas) < 32:
         raise ConfigError("--image-size must be at least 32 × 32")
-    out = Path(out)
+    out = output_folder(out, create=False)
     image_dir = out / "training" / "image_2" if fmt == "kitti" else out / "images"
     _check_no_stale_files(image_dir, num_images)
     image_dir.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from backbonekit.errors import ConfigError
+from backbonekit.io.output import output_folder
 from backbonekit.sequence.data import SPLITS, format_label
 from backbonekit.sequence.vocab import MAX_EDITS, NUM_EDIT_TYPES, edit_names, label_to_name
 
@@ -52,7 +53,7 @@ def synthesize_seqdeepfake(out: str | Path, subset: str = "facial_components", n
     if image_size < 32:
         raise ConfigError("--image-size must be at least 32")
     rng = np.random.default_rng(seed)
-    out = Path(out)
+    out = output_folder(out, create=False)
     pool = _photo_pool()
     masks = {e: _region_mask(REGIONS[subset][e], image_size) for e in range(1, NUM_EDIT_TYPES + 1)}
     textures = {e: _texture(e, image_size) for e in range(1, NUM_EDIT_TYPES + 1)}

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from backbonekit.errors import ConfigError
+from backbonekit.io.output import output_folder
 
 # Start files a run reads: a missing one is reported now, not after minutes of batch-size trials.
 INPUT_FILES = ("pretrained", "pretrained_backbone", "teacher")
@@ -38,9 +39,7 @@ def _check_numbers(args: argparse.Namespace) -> None:
 
 
 def _check_paths(args: argparse.Namespace) -> None:
-    out = Path(getattr(args, "out", "runs"))
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out}: a file, not a folder for runs")
+    output_folder(getattr(args, "out", "runs"), create=False)
     for name in INPUT_FILES:
         value = getattr(args, name, None)
         if value and not Path(value).is_file():
