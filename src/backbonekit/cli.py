@@ -39,8 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="backbonekit", description=DESCRIPTION, formatter_class=_Help)
     parser.add_argument("--version", action="version", version=f"backbonekit {__version__}")
-    top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                parser_class=_subparser_class(parser))
+    top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     verbs = {}
     for verb in VERBS:
         p = top.add_parser(verb, help=f"{verb} (per task)")
@@ -57,26 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _show_every_default(parser: argparse.ArgumentParser) -> None:
-    """argparse prints a default only beside help text: give every option some."""
+    """Every (sub-)command's help shows its defaults; argparse prints one only beside help text, so every option
+    gets some."""
     from backbonekit.io.config_file import all_parsers
 
     for p in all_parsers(parser):
+        p.formatter_class = _Help
         for action in p._actions:
             if action.option_strings and action.help is None:
                 action.help = "(default: %(default)s)"
-
-
-def _subparser_class(parent: argparse.ArgumentParser) -> type:
-    """Sub-command parsers (all levels) that show defaults in their help as the top level does."""
-    class SubParser(argparse.ArgumentParser):
-        def __init__(self, *args, **kwargs):
-            kwargs.setdefault("formatter_class", _Help)
-            super().__init__(*args, **kwargs)
-
-        def add_subparsers(self, **kwargs):
-            kwargs.setdefault("parser_class", SubParser)
-            return super().add_subparsers(**kwargs)
-    return SubParser
 
 
 def set_threads(threads: int | None) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from backbonekit.errors import ConfigError
 from backbonekit.io.output import output_folder
+from backbonekit.training.train_args import check_image_size
 
 # Start files a run reads: a missing one is reported now, not after minutes of batch-size trials.
 INPUT_FILES = ("pretrained", "pretrained_backbone", "teacher")
@@ -23,12 +24,13 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise ConfigError(f"--epochs must be at least 1, got {args.epochs}")
     for name in ("lr", "weight_decay", "clip_grad", "warmup_epochs", "label_smoothing", "backbone_lr_mult"):
         value = getattr(args, name, None)
-        if value is not None and value < 0 or (name == "lr" and value is not None and value == 0):
-            rule = "positive" if name == "lr" else "at least 0"
-            raise ConfigError(f"--{name.replace('_', '-')} must be {rule}, got {value}")
-    size = getattr(args, "image_size", None)
-    if size is not None and (not 1 <= len(size) <= 2 or min(size) < 8):
-        raise ConfigError(f"--image-size takes one size or H W of at least 8 pixels, got {' '.join(map(str, size))}")
+        if value is None:
+            continue
+        if name == "lr" and value <= 0:
+            raise ConfigError(f"--lr must be positive, got {value}")
+        if value < 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least 0, got {value}")
+    check_image_size(getattr(args, "image_size", None))
     batch = str(getattr(args, "batch_size", "auto"))
     if batch != "auto" and (not batch.isdigit() or int(batch) < 1):
         raise ConfigError(f"--batch-size must be a positive number or auto, got {batch}")

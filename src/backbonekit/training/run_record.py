@@ -111,14 +111,14 @@ def new_run_folder(out: str, task: str, name: str | None, exist_ok: bool) -> Pat
     base = Path(out) / task
     if name:
         run = base / name
+        if run.exists() and not run.is_dir():
+            raise ConfigError(f"--name {name}: {run} is a file, not a run folder")
         if run.exists() and any(run.iterdir()):
             if not exist_ok:
                 raise ConfigError(f"run {run} exists: choose another --name, continue it with --resume {run}, or "
                                   "replace it with --exist-ok")
             print(f"replacing {run} (--exist-ok)", file=sys.stderr)
             shutil.rmtree(run)
-        if run.exists() and not run.is_dir():
-            raise ConfigError(f"--name {name}: {run} is a file, not a run folder")
         return run
     run, i = base / "exp", 2
     while run.exists():

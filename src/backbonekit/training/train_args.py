@@ -81,14 +81,18 @@ def image_size(values: list[int] | None, default, task: str, square: bool = Fals
     """``--image-size S`` or ``H W`` → an int (square tasks) or (H, W); ``default`` when not given."""
     if not values:
         return default
-    if len(values) > 2 or min(values) < 8:
-        raise ConfigError(f"--image-size takes one size or H W of at least 8 pixels, got {' '.join(map(str, values))}")
+    check_image_size(values)
     h, w = values[0], values[-1]
     if square:
         if h != w:
             raise ConfigError(f"{task} trains on square images: --image-size {h} (got {h} {w})")
         return h
     return h, w
+
+
+def check_image_size(values: list[int] | None) -> None:
+    if values is not None and (not 1 <= len(values) <= 2 or min(values) < 8):
+        raise ConfigError(f"--image-size takes one size or H W of at least 8 pixels, got {' '.join(map(str, values))}")
 
 
 def backbone_lr_mult(args: argparse.Namespace) -> float:
