@@ -47,3 +47,18 @@ def test_cli_summary_json(capsys):
     assert main(["summary", "resnet18", "--image-size", "64", "96", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["params"] == 11_689_512 and out["input_size"] == [3, 64, 96] and out["flops"] > 0
+
+
+def test_cli_summary_counts_a_detector_as_models_lists_it(capsys):
+    """Not a 1000-class head on a detector: `summary` and `models` build the model the same way."""
+    import json
+    import re
+
+    from backbonekit.cli import main
+
+    assert main(["models", "efficientdet_d0"]) == 0
+    listed = int(re.search(r"efficientdet_d0\s*│\s*detect\s*│\s*([\d,]+)", capsys.readouterr().out)[1].replace(",", ""))
+    assert main(["summary", "efficientdet_d0", "--image-size", "64", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["params"] == listed
+    assert main(["summary", "efficientdet_d0", "--image-size", "64", "--num-classes", "3", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["params"] < listed  # a head for 3 classes, when asked for

@@ -25,7 +25,9 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("model")
     p.add_argument("--image-size", nargs="+", type=int, metavar=("H", "W"),
                    help="input height and width (one number: square; default: the model's resolution)")
-    p.add_argument("--num-classes", type=int, default=1000)
+    p.add_argument("--num-classes", type=int, default=None,
+                   help="classes of the model's head; none given: the model as `backbonekit models` lists it "
+                        "(1000 ImageNet classes, a detector's 90 COCO classes)")
     p.add_argument("--max-rows", type=int, default=None, help="show only the first N layers")
     p.add_argument("--json", action="store_true", help="print the totals as JSON")
     p.set_defaults(func=cmd_summary)
@@ -100,7 +102,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from backbonekit.models.registry import create_model
     from backbonekit.tools.summary import render, summarize
 
-    model = create_model(args.model, num_classes=args.num_classes)
+    # Without --num-classes the model is built as `models` builds it, so both count the same parameters.
+    options = {} if args.num_classes is None else {"num_classes": args.num_classes}
+    model = create_model(args.model, **options)
     size = args.image_size or list(model.pretrained_cfg["input_size"][1:])
     if len(size) not in (1, 2) or min(size) < 8:
         raise ConfigError("--image-size takes H W (or one number for a square), each at least 8")
