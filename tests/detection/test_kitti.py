@@ -124,3 +124,28 @@ def test_detections_become_result_lines(tmp_path):
     assert line == ("Cyclist -1.00 -1 -10.00 1.00 2.00 30.50 40.25 -1.00 -1.00 -1.00 -1000.00 -1000.00 -1000.00 "
                     "-10.00 0.7500")
     assert read_kitti_file(tmp_path / "r.txt", with_score=True)[0].score == 0.75
+
+
+def test_a_class_name_with_spaces_is_one_field_written_and_read_back(tmp_path):
+    from backbonekit.detection.kitti import detections_to_kitti, kitti_type_name, read_kitti_file, write_kitti_file
+
+    objects = detections_to_kitti(torch.tensor([[1.0, 2.0, 30.0, 40.0]]), torch.tensor([0.9]), torch.tensor([0]),
+                                  ["traffic light"])
+    write_kitti_file(tmp_path / "000000.txt", objects)
+    line = (tmp_path / "000000.txt").read_text()
+    assert len(line.split()) == 16 and line.startswith("traffic_light ")
+    back = read_kitti_file(tmp_path / "000000.txt", with_score=True, types=[kitti_type_name("traffic light")])
+    assert back[0].type == "traffic_light" and back[0].box == pytest.approx((1, 2, 30, 40)) and back[0].score == 0.9
+
+
+def test_skip_bad_images_leaves_out_unreadable_images_after_the_same_split(kitti_root):
+    from backbonekit.detection.kitti import KittiDetection
+
+    plain = KittiDetection(kitti_root, split="val", val_fraction=0.5, seed=0)
+    broken = plain.records[0].image
+    broken.write_bytes(broken.read_bytes()[:40])  # truncated
+    with pytest.raises(DataError, match="cannot read image"):
+        KittiDetection(kitti_root, split="val", val_fraction=0.5, seed=0)
+    kept = KittiDetection(kitti_root, split="val", val_fraction=0.5, seed=0, skip_bad_images=True)
+    assert [r.label for r in kept.records] == [r.label for r in plain.records[1:]]
+    assert kept.skipped_images[0][0] == str(broken)

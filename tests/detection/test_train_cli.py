@@ -100,11 +100,34 @@ def test_predict_writes_pngs_kitti_files_and_coco_json(coco_run, coco_shapes, tm
     line = (out / "kitti" / "000000.txt").read_text().splitlines()[0]
     assert len(line.split()) == 16
     results = json.loads((out / "predictions.json").read_text())
-    assert results and {r["category_id"] for r in results} <= {1, 2, 3} and results[0]["image_id"] == 0
+    # image ids and category ids are the run's annotation file's (000000.png is image 1 there)
+    assert results and {r["category_id"] for r in results} <= {1, 2, 3} and results[0]["image_id"] == 1
     from PIL import Image
 
     with Image.open(out / "000000.png") as im, Image.open(coco_shapes / "images" / "000000.png") as original:
         assert im.size == original.size  # boxes drawn on the original image, in its pixels
+    # the tool's own results score against the tool's own annotations
+    assert main(["eval", "detect", "--predictions", str(out / "predictions.json"), "--data", str(coco_shapes)]) == 0
+    assert "mAP@[.5:.95]" in capsys.readouterr().out
+
+
+def test_predict_skips_an_unreadable_image_and_streams_the_others(coco_run, coco_shapes, tmp_path, capsys):
+    import shutil
+
+    images = tmp_path / "images"
+    shutil.copytree(coco_shapes / "images", images)
+    (images / "000003.png").write_bytes(b"\x89PNG broken")
+    argv = ["predict", "detect", "--checkpoint", str(coco_run / "best.ckpt"), str(images), "--out",
+            str(tmp_path / "p"), "--save", "coco", "--annotations", str(coco_shapes / "annotations.json"),
+            "--score-threshold", "0"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "000003.png: cannot read image" in err and "--skip-bad-images" in err
+    assert main([*argv, "--skip-bad-images"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.count(".png:") == 13 and "skipped " in captured.err and "000003.png" in captured.err
+    ids = {r["image_id"] for r in json.loads((tmp_path / "p" / "predictions.json").read_text())}
+    assert ids == set(range(1, 15)) - {4}
 
 
 def test_resume_continues_the_run(coco_run, coco_shapes, capsys):

@@ -82,7 +82,7 @@ def test_missing_image_skip_is_counted(synth_root, tmp_path):
     for row in rows[:2]:
         (tmp_path / row.split(",")[0]).unlink()
     ds = SeqDeepFakeDataset(tmp_path, "facial_components", "val", skip_missing=True)
-    assert len(ds) == len(rows) - 2 and [line for _, line in ds.skipped] == [2, 3]
+    assert len(ds) == len(rows) - 2 and [line for _, line, _ in ds.skipped] == [2, 3]
 
 
 def test_unreadable_image_names_row(synth_root, tmp_path):

@@ -6,10 +6,8 @@ once up front and the bad ones are left out and listed in ``ClassificationData.s
 """
 from __future__ import annotations
 
-import os
 import pickle
 import struct
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -21,7 +19,7 @@ from torch.utils.data import Dataset
 
 from backbonekit.classification.transforms import build_transforms
 from backbonekit.errors import ConfigError, DataError
-from backbonekit.io.images import decode_image, images_under, load_image
+from backbonekit.io.images import images_under, load_image, unreadable_images
 
 CIFAR10_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR10_FILES = CIFAR10_TRAIN + ("test_batch", "batches.meta")
@@ -232,11 +230,9 @@ def _scan(root: Path, names: list[str]) -> list[tuple[Path, int]]:
 
 def _drop_bad(samples: list[tuple[Path, int]], skipped: list[tuple[str, str]]) -> list[tuple[Path, int]]:
     """Decode every image once; keep the readable ones, record the others in ``skipped``."""
-    # PIL releases the GIL while decoding, so threads make this pass faster on large folders.
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        reasons = list(pool.map(lambda s: decode_image(s[0])[0], samples))
-    skipped += [(str(path), reason) for (path, _), reason in zip(samples, reasons) if reason]
-    return [sample for sample, reason in zip(samples, reasons) if not reason]
+    bad = unreadable_images([path for path, _ in samples])
+    skipped += [(str(path), reason) for path, reason in bad.items()]
+    return [sample for sample in samples if sample[0] not in bad]
 
 
 def _stratified_split(labels: Sequence[int], val_ratio: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

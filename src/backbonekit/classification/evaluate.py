@@ -12,6 +12,7 @@ from backbonekit.classification.data import build_classification_data
 from backbonekit.training.inference import load_for_inference, write_eval
 from backbonekit.training.task_spec import get_task
 from backbonekit.errors import ConfigError
+from backbonekit.io.images import report_skipped
 from backbonekit.training.run_record import eval_source
 
 
@@ -24,6 +25,7 @@ def evaluate_classifier(args: argparse.Namespace) -> dict:
     data = build_classification_data(source["data"], image_size=trained.cfg.image_size, augment="none",
                                      val_ratio=source["val_ratio"], seed=source["seed"],
                                      skip_bad_images=args.skip_bad_images)
+    report_skipped(data.skipped)
     print(f"scoring {source['what']}: {source['data']}, validation split (val-ratio {source['val_ratio']}, seed "
           f"{source['seed']}; {len(data.val)} images)")
     if data.class_names != class_names:

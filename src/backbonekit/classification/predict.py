@@ -1,4 +1,5 @@
-"""``predict classify``: top-k class names and probabilities for image files or folders."""
+"""``predict classify``: top-k class names and probabilities for image files or folders, streamed a batch at a
+time; with ``skip_bad_images`` an unreadable file is named on stderr and the others still get their results."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,25 +8,24 @@ from typing import Iterator
 import torch
 
 from backbonekit.classification.data import build_eval_transform
-from backbonekit.io.images import find_images, load_image
+from backbonekit.io.images import find_images, read_in_batches
 from backbonekit.training.inference import load_for_inference
 from backbonekit.training.task_spec import get_task
 
 
 def predict_images(checkpoint: str | Path, paths: list[str], top_k: int = 5, batch_size: int = 32,
-                   compile: bool = False, device: str | None = None) -> Iterator[dict]:
+                   compile: bool = False, device: str | None = None,
+                   skip_bad_images: bool = False) -> Iterator[dict]:
     trained, device = load_for_inference(checkpoint, get_task("classify"), device)
     if compile:
         trained.model.compile()
     names = list(trained.cfg.class_names)
     transform = build_eval_transform(trained.cfg.image_size)
-    files = find_images(paths)
     k = max(1, min(top_k, len(names)))
-    for start in range(0, len(files), batch_size):
-        chunk = files[start:start + batch_size]
-        batch = torch.stack([transform(load_image(f)) for f in chunk])
+    for chunk in read_in_batches(find_images(paths), batch_size, skip_bad_images):
+        batch = torch.stack([transform(image) for _, image in chunk])
         with torch.inference_mode():
             probs = trained(batch.to(device)).softmax(-1).cpu()
         values, indices = probs.topk(k, dim=-1)
-        for path, v, i in zip(chunk, values.tolist(), indices.tolist()):
+        for (path, _), v, i in zip(chunk, values.tolist(), indices.tolist()):
             yield {"path": str(path), "top": [(names[c], round(p, 6)) for p, c in zip(v, i)]}

@@ -16,6 +16,7 @@ from backbonekit.classification.data import ClassificationData, build_classifica
 from backbonekit.classification.semi_data import SemiDataset, select_labelled, unlabeled_images
 from backbonekit.classification.transforms import build_transforms, mixing_collate, strong_transforms
 from backbonekit.errors import ConfigError
+from backbonekit.io.images import report_skipped
 from backbonekit.models.registry import default_cfg
 from backbonekit.training import train_args
 from backbonekit.training.engine import FitResult
@@ -39,9 +40,7 @@ def labelled_split(args: argparse.Namespace, data: ClassificationData) -> tuple[
 def load_data(args: argparse.Namespace, image_size: int) -> ClassificationData:
     data = build_classification_data(args.data, image_size=image_size, augment=args.augment,
                                      val_ratio=args.val_ratio, seed=args.seed, skip_bad_images=args.skip_bad_images)
-    if data.skipped:
-        print(f"skipped {len(data.skipped)} unreadable image(s), e.g. {data.skipped[0][0]}: {data.skipped[0][1]}",
-              file=sys.stderr)
+    report_skipped(data.skipped)
     return data
 
 

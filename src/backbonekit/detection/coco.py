@@ -19,6 +19,7 @@ from torchvision import tv_tensors
 
 from backbonekit.errors import DataError
 from backbonekit.detection.kitti import load_image, split_indices
+from backbonekit.io.images import unreadable_images
 
 
 def read_json(path: str | Path) -> object:
@@ -96,13 +97,37 @@ def parse_coco(data: object, source: str) -> tuple[list[dict], dict[int, list[di
 
 
 def resolve_coco_json(data: str | Path) -> Path:
-    """A JSON file itself, or a folder holding ``annotations.json``."""
+    """A JSON file itself, a folder holding ``annotations.json``, or a root in COCO's own layout (the one
+    ``annotations/instances_train*.json``)."""
     data = Path(data)
-    if data.is_dir():
+    if data.is_dir() and not (data / "annotations.json").is_file():
+        found = coco_split_files(data, "train")
+        if len(found) > 1:
+            raise DataError(f"{data}: several training annotation files ({', '.join(f.name for f in found)}): "
+                            "give --data one of them")
+        data = found[0] if found else data / "annotations.json"
+    elif data.is_dir():
         data = data / "annotations.json"
     if not data.is_file():
         raise DataError(f"{data}: no such COCO annotation file")
     return data
+
+
+def coco_split_files(root: Path, split: str) -> list[Path]:
+    """COCO's own layout: ``<root>/annotations/instances_<split><year>.json`` (train2017, val2017, …)."""
+    return sorted((root / "annotations").glob(f"instances_{split}*.json"))
+
+
+def default_image_root(annotation_file: Path) -> Path:
+    """Where a JSON's ``file_name`` entries are: ``images/`` beside it; in COCO's own layout
+    (``<root>/annotations/instances_val2017.json``) ``<root>/val2017``; else the JSON's own folder."""
+    if (annotation_file.parent / "images").is_dir():
+        return annotation_file.parent / "images"
+    if annotation_file.parent.name == "annotations" and "_" in annotation_file.stem:
+        split_folder = annotation_file.parent.parent / annotation_file.stem.rsplit("_", 1)[1]
+        if split_folder.is_dir():
+            return split_folder
+    return annotation_file.parent
 
 
 class CocoDetection(Dataset):
@@ -114,19 +139,22 @@ class CocoDetection(Dataset):
     """
 
     def __init__(self, annotation_file: str | Path, image_root: str | Path | None = None, split: str = "all",
-                 val_fraction: float = 0.2, seed: int = 0, transforms=None):
+                 val_fraction: float = 0.2, seed: int = 0, transforms=None, skip_bad_images: bool = False):
         self.annotation_file = resolve_coco_json(annotation_file)
         images, self.annotations, categories = parse_coco(read_json(self.annotation_file), str(self.annotation_file))
         self.category_ids = [c["id"] for c in categories]  # label → category id
         self.classes = tuple(c["name"] for c in categories)
         self.label_of = {cat_id: label for label, cat_id in enumerate(self.category_ids)}
-        if image_root is None:
-            image_root = self.annotation_file.parent / "images"
-            if not image_root.is_dir():
-                image_root = self.annotation_file.parent
-        self.image_root = Path(image_root)
+        self.image_root = Path(image_root) if image_root is not None else default_image_root(self.annotation_file)
         images = sorted(images, key=lambda img: img["id"])
         self.images = [images[i] for i in split_indices(len(images), split, val_fraction, seed)]
+        self.skipped_images: list[tuple[str, str]] = []  # (image, why) left out with skip_bad_images
+        if skip_bad_images:  # after the split, so the split is the same with and without skipping
+            bad = unreadable_images([self.image_root / img["file_name"] for img in self.images])
+            self.skipped_images = [(str(path), reason) for path, reason in bad.items()]
+            self.images = [img for img in self.images if self.image_root / img["file_name"] not in bad]
+        elif self.images:
+            self.image_path(0)  # a wrong image folder is said now, not after the first epoch's wait
         self.transforms = transforms
         self.skipped = sum(1 for img in self.images for a in self.annotations[img["id"]]
                            if a["bbox"][2] == 0 or a["bbox"][3] == 0)
@@ -137,7 +165,8 @@ class CocoDetection(Dataset):
     def image_path(self, index: int) -> Path:
         path = self.image_root / self.images[index]["file_name"]
         if not path.is_file():
-            raise DataError(f"{self.annotation_file}: image id {self.images[index]['id']}: missing file {path}")
+            raise DataError(f"{self.annotation_file}: image id {self.images[index]['id']}: missing file {path} "
+                            f"(file names are read relative to {self.image_root}; --image-root sets that folder)")
         return path
 
     def __getitem__(self, index: int):
@@ -172,3 +201,31 @@ class CocoDetection(Dataset):
             "image_id": info["id"],
             "orig_size": torch.tensor(canvas),
         }
+
+
+class CocoImageIds:
+    """COCO image ids by file name, read from annotation files, so that results written for image files name the
+    images as the annotations do (and ``eval detect --predictions`` accepts them). An image is found by its path
+    relative to the image folder (``file_name``), or by its base name where that is unique."""
+
+    def __init__(self, annotation_files: list[str | Path]):
+        self.sources = [resolve_coco_json(f) for f in annotation_files]
+        self.by_name: dict[str, int] = {}
+        base_names: dict[str, set[int]] = {}
+        for source in self.sources:
+            images, _, _ = parse_coco(read_json(source), str(source))
+            for image in images:
+                name = Path(image["file_name"]).as_posix()
+                self.by_name[name] = image["id"]
+                base_names.setdefault(Path(name).name, set()).add(image["id"])
+        for name, ids in base_names.items():
+            if len(ids) == 1:
+                self.by_name.setdefault(name, next(iter(ids)))
+
+    def __call__(self, path: str | Path) -> int | None:
+        parts = Path(path).parts
+        for start in range(len(parts)):  # the longest tail of the path that the annotations name
+            found = self.by_name.get("/".join(parts[start:]))
+            if found is not None:
+                return found
+        return None

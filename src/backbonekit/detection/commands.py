@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from backbonekit.training.run_args import add_device_argument, add_run_arguments
-from backbonekit.training.train_args import add_deprecated_arguments, add_input_arguments, add_optimization_arguments
+from backbonekit.training.train_args import (add_deprecated_arguments, add_input_arguments,
+                                           add_optimization_arguments, add_skip_bad_argument)
 
 DEFAULT_CLASSES = ("Car", "Pedestrian", "Cyclist")  # = kitti.DEFAULT_CLASSES; kept here so --help needs no torch
 
@@ -43,7 +45,11 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--score-threshold", type=float, default=0.3, help="detections kept (drawn and written)")
     p.add_argument("--save", nargs="+", choices=("png", "kitti", "coco"), default=["png", "kitti", "coco"],
                    help="what to write: PNGs with boxes, KITTI result files (16 fields), COCO results JSON")
+    p.add_argument("--annotations", nargs="+", metavar="JSON",
+                   help="COCO annotation files whose image ids the COCO results use (default: the run's own COCO "
+                        "--data and --val-data; images they do not name get their file stem)")
     p.add_argument("--batch-size", type=int, default=8)
+    add_skip_bad_argument(p)
     add_device_argument(p)
     p.set_defaults(func=cmd_predict)
 
@@ -58,6 +64,8 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--data", help="KITTI root (training/label_2) or COCO annotation JSON (or its folder); with "
                                   "--checkpoint, default: the run's own data from its run.yaml")
+    add_image_root_argument(p)
+    add_skip_bad_argument(p)
     p.add_argument("--classes", nargs="+", default=list(DEFAULT_CLASSES),
                    help="--predictions: KITTI classes to score (with --checkpoint: the checkpoint's)")
     p.add_argument("--recall-points", type=int, choices=(40, 11), default=40, help="KITTI AP: R40 (default) or R11")
@@ -71,10 +79,18 @@ def add_commands(verbs: dict) -> None:
     p.set_defaults(func=cmd_eval)
 
 
+def add_image_root_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--image-root", help="COCO: the folder the JSON's file_name entries are relative to (default: "
+                                        "images/ beside the JSON, <root>/val2017 for <root>/annotations/"
+                                        "instances_val2017.json, else the JSON's folder)")
+
+
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", help="KITTI folder (training/image_2, label_2) or COCO annotation JSON; required unless "
-                                  "--resume")
-    p.add_argument("--val-data", help="COCO: a separate validation JSON (default: split --data by --val-ratio)")
+    p.add_argument("--data", help="KITTI folder (training/image_2, label_2), COCO annotation JSON or COCO root "
+                                  "(annotations/instances_train2017.json, train2017/); required unless --resume")
+    p.add_argument("--val-data", help="COCO: a separate validation JSON (default: COCO's own layout's "
+                                      "annotations/instances_val*.json, else split --data by --val-ratio)")
+    add_image_root_argument(p)
     p.add_argument("--classes", nargs="+", help=f"KITTI classes to train (default {' '.join(DEFAULT_CLASSES)})")
     p.add_argument("--model", default="efficientdet_d0", help="efficientdet_d0 … efficientdet_d7")
     p.add_argument("--backbone", help="any backbonekit model instead of the variant's EfficientNet, e.g. resnet50")
@@ -117,11 +133,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from backbonekit.detection.predict import predict_images
 
-    summary = predict_images(args.checkpoint, args.paths, args.out, score_threshold=args.score_threshold,
-                             save=args.save, batch_size=args.batch_size, device=args.device)
-    for row in summary["images"]:
+    def report(row: dict) -> None:
         found = ", ".join(f"{name} {n}" for name, n in row["counts"].items()) or "nothing"
-        print(f"{row['path']}: {found}")
+        print(f"{row['path']}: {found}", flush=True)
+
+    summary = predict_images(args.checkpoint, args.paths, args.out, score_threshold=args.score_threshold,
+                             save=args.save, batch_size=args.batch_size, device=args.device,
+                             annotations=args.annotations, skip_bad_images=args.skip_bad_images, on_image=report)
+    for note in summary["notes"]:
+        print(f"note: {note}")
+    if summary["skipped"]:
+        print(f"skipped {len(summary['skipped'])} unreadable image(s), named above", file=sys.stderr)
     print(f"wrote {', '.join(summary['written'])} to {args.out}")
     return 0
 
@@ -170,32 +192,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_checkpoint(args: argparse.Namespace) -> int:
-    from backbonekit.detection.data import build_detection_data
     from backbonekit.detection.evaluate import evaluate_on
-    from backbonekit.errors import DataError
+    from backbonekit.io.images import report_skipped
     from backbonekit.training.inference import load_for_inference
-    from backbonekit.training.run_record import eval_source
     from backbonekit.training.task_spec import get_task
 
     task, _ = load_for_inference(args.checkpoint, get_task("detect"), args.device)
-    cfg = task.cfg
-    source = eval_source(args.checkpoint, args.data, val_ratio=None, seed=None, val_data=None)
-    own = args.data is None or source["what"].startswith("the run's")
-    split = args.split or ("val" if own else "all")
-    val_data = source["val_data"] if own else None
-    data = build_detection_data(source["data"], tuple(cfg.image_size), classes=_kitti_classes(cfg, source["data"]),
-                                val_fraction=source["val_ratio"], seed=source["seed"], augment=False,
-                                val_data=val_data)
-    if data.class_names != list(cfg.class_names):
-        raise DataError(f"{source['data']}: classes {data.class_names} differ from the checkpoint's {cfg.class_names}")
-    dataset = _all_images(source["data"], data, cfg) if split == "all" else data.val
-    if split == "all":
-        what = f"all {len(dataset)} images of {source['data']}"
-    elif val_data:
-        what = f"the run's validation data {val_data} ({len(dataset)} images)"
-    else:
-        what = (f"the validation split of {source['data']} (val-ratio {source['val_ratio']}, seed {source['seed']}; "
-                f"{len(dataset)} images)")
+    dataset, what, skipped = _eval_dataset(args, task.cfg)
+    report_skipped(skipped)
     print(f"scoring {what}")
     out = Path(args.out) if args.out else Path(args.checkpoint).parent / "eval"
     metrics = evaluate_on(task, dataset, out, batch_size=args.batch_size)
@@ -206,21 +210,50 @@ def cmd_eval_checkpoint(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval_dataset(args: argparse.Namespace, cfg) -> tuple:
+    """What ``eval detect --checkpoint`` scores (by default the run's own validation data, from its record), a line
+    saying what that is, and the images left out by --skip-bad-images."""
+    from backbonekit.detection.data import build_detection_data
+    from backbonekit.errors import DataError
+    from backbonekit.training.run_record import eval_source
+
+    source = eval_source(args.checkpoint, args.data, val_ratio=None, seed=None, val_data=None, image_root=None)
+    own = args.data is None or source["what"].startswith("the run's")
+    split = args.split or ("val" if own else "all")
+    val_data = source["val_data"] if own else None
+    image_root = args.image_root or (source["image_root"] if own else None)
+    data = build_detection_data(source["data"], tuple(cfg.image_size), classes=_kitti_classes(cfg, source["data"]),
+                                val_fraction=source["val_ratio"], seed=source["seed"], augment=False,
+                                val_data=val_data, image_root=image_root, skip_bad_images=args.skip_bad_images)
+    if data.class_names != list(cfg.class_names):
+        raise DataError(f"{source['data']}: classes {data.class_names} differ from the checkpoint's {cfg.class_names}")
+    if split == "all":
+        dataset = _all_images(source["data"], data, cfg, image_root, args.skip_bad_images)
+        return dataset, f"all {len(dataset)} images of {source['data']}", dataset.skipped_images
+    if val_data:
+        what = f"the run's validation data {val_data} ({len(data.val)} images)"
+    else:
+        what = (f"the validation split of {source['data']} (val-ratio {source['val_ratio']}, seed {source['seed']}; "
+                f"{len(data.val)} images)")
+    return data.val, what, data.val.skipped_images
+
+
 def _kitti_classes(cfg, data) -> list[str] | None:
     from backbonekit.detection.data import data_format
 
     return list(cfg.class_names) if data_format(data) == "kitti" else None
 
 
-def _all_images(data_path, data, cfg):
+def _all_images(data_path, data, cfg, image_root, skip_bad_images: bool):
     from backbonekit.detection.coco import CocoDetection
     from backbonekit.detection.kitti import KittiDetection
     from backbonekit.detection.transforms import eval_transforms
 
     tf = eval_transforms(tuple(cfg.image_size))
     if data.format == "kitti":
-        return KittiDetection(data_path, classes=data.class_names, split="all", transforms=tf)
-    return CocoDetection(data_path, split="all", transforms=tf)
+        return KittiDetection(data_path, classes=data.class_names, split="all", transforms=tf,
+                              skip_bad_images=skip_bad_images)
+    return CocoDetection(data_path, split="all", transforms=tf, image_root=image_root, skip_bad_images=skip_bad_images)
 
 
 def _fmt(value: float | None, scale: float = 1.0) -> str:

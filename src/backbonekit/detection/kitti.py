@@ -14,7 +14,8 @@ train on is what gets scored:
 - every other type (Truck, Tram, Misc, and KITTI types left out of ``classes``) is dropped.
 
 Boxes are clipped to the image. A box that lies wholly outside its image (nothing left after clipping) is an error
-naming file and line; with ``out_of_image="skip"`` it is left out and counted in ``KittiDetection.skipped``.
+naming file and line; with ``out_of_image="skip"`` it is left out and counted in ``KittiDetection.skipped``. An
+unreadable image stops with its path, or with ``skip_bad_images`` is left out and listed in ``skipped_images``.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
-from backbonekit.io.images import load_image_tensor
+from backbonekit.io.images import load_image_tensor, unreadable_images
 from backbonekit.errors import ConfigError, DataError
 
 KITTI_TYPES = ("Car", "Van", "Truck", "Pedestrian", "Person_sitting", "Cyclist", "Tram", "Misc", "DontCare")
@@ -73,9 +74,11 @@ class KittiObject:
         return " ".join(text)
 
 
-def parse_kitti_line(text: str, source: str, line: int, with_score: bool | None = False) -> KittiObject:
+def parse_kitti_line(text: str, source: str, line: int, with_score: bool | None = False,
+                     types=KITTI_TYPES) -> KittiObject:
     """One line → ``KittiObject``; ``with_score``: False for label files (15 fields), True for results (16), None for
-    either. Every problem is a ``DataError`` naming ``source`` and ``line``."""
+    either; ``types``: the object types allowed (KITTI's; ``kitti_type_name`` of other class names for result files
+    of a detector trained on other data). Every problem is a ``DataError`` naming ``source`` and ``line``."""
     where = f"{source}:{line}"
     fields = text.split()
     allowed = {False: (15,), True: (16,), None: (15, 16)}[with_score]
@@ -83,11 +86,12 @@ def parse_kitti_line(text: str, source: str, line: int, with_score: bool | None 
         expect = " or ".join(str(n) for n in allowed)
         raise DataError(f"{where}: expected {expect} space-separated fields, found {len(fields)}")
     kind = fields[0]
-    if kind not in KITTI_TYPES:
-        official = {t.lower(): t for t in KITTI_TYPES}.get(kind.lower())
+    if kind not in types:
+        official = {t.lower(): t for t in types}.get(kind.lower())
         hint = (f"; types are case-sensitive here: write {official!r} (the official devkit would read {kind!r} as "
                 f"{official!r})" if official else "")
-        raise DataError(f"{where}: unknown object type {kind!r} (KITTI types: {', '.join(KITTI_TYPES)}{hint})")
+        what = "KITTI types" if tuple(types) == KITTI_TYPES else "types"
+        raise DataError(f"{where}: unknown object type {kind!r} ({what}: {', '.join(types)}{hint})")
     numbers = []
     for name, value in zip(FIELDS[1:], fields[1:]):
         try:
@@ -110,7 +114,7 @@ def parse_kitti_line(text: str, source: str, line: int, with_score: bool | None 
                        score=numbers[14] if len(numbers) == 15 else None, line=line)
 
 
-def read_kitti_file(path: str | Path, with_score: bool | None = False) -> list[KittiObject]:
+def read_kitti_file(path: str | Path, with_score: bool | None = False, types=KITTI_TYPES) -> list[KittiObject]:
     """All objects of one label (``with_score=False``) or result (``True``) file; blank lines are skipped, an empty
     file is an image without objects."""
     path = Path(path)
@@ -118,7 +122,7 @@ def read_kitti_file(path: str | Path, with_score: bool | None = False) -> list[K
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: cannot read ({e})") from None
-    return [parse_kitti_line(line, str(path), number, with_score)
+    return [parse_kitti_line(line, str(path), number, with_score, types)
             for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
 
 
@@ -175,7 +179,7 @@ class KittiDetection(Dataset):
     """
 
     def __init__(self, root: str | Path, classes=DEFAULT_CLASSES, split: str = "all", val_fraction: float = 0.2,
-                 seed: int = 0, transforms=None, out_of_image: str = "error"):
+                 seed: int = 0, transforms=None, out_of_image: str = "error", skip_bad_images: bool = False):
         self.classes = tuple(classes)
         for name in self.classes:
             if name not in KITTI_TYPES or name == "DontCare":
@@ -191,8 +195,24 @@ class KittiDetection(Dataset):
         labels = sorted((self.folder / "label_2").glob("*.txt"))
         if not labels:
             raise DataError(f"{self.folder / 'label_2'}: no label files (*.txt)")
-        chosen = split_indices(len(labels), split, val_fraction, seed)
-        self.records = [self._record(labels[i]) for i in chosen]
+        chosen = [labels[i] for i in split_indices(len(labels), split, val_fraction, seed)]
+        self.skipped_images: list[tuple[str, str]] = []  # (image, why) left out with skip_bad_images
+        if skip_bad_images:  # after the split, so the split is the same with and without skipping
+            chosen = self._readable(chosen)
+        self.records = [self._record(label) for label in chosen]
+
+    def _readable(self, labels: list[Path]) -> list[Path]:
+        images = {label: find_image(self.folder / "image_2", label.stem) for label in labels}
+        bad = unreadable_images([image for image in images.values() if image is not None])
+        kept = []
+        for label, image in images.items():
+            if image is None:
+                self.skipped_images.append((str(self.folder / "image_2" / f"{label.stem}.png"), "no such file"))
+            elif image in bad:
+                self.skipped_images.append((str(image), bad[image]))
+            else:
+                kept.append(label)
+        return kept
 
     def _record(self, label: Path) -> KittiRecord:
         image = find_image(self.folder / "image_2", label.stem)
@@ -261,5 +281,12 @@ def detections_to_kitti(boxes: torch.Tensor, scores: torch.Tensor, labels: torch
                         classes=DEFAULT_CLASSES) -> list[KittiObject]:
     """One image's detections (xyxy in original pixels, scores, 0-based labels) as KITTI result objects; the
     fields a 2D detector does not estimate get the values the devkit expects for "unknown" (-1, -10, -1000)."""
-    return [KittiObject(classes[int(label)], -1.0, -1, -10.0, tuple(float(v) for v in box), score=float(score))
+    types = [kitti_type_name(name) for name in classes]
+    return [KittiObject(types[int(label)], -1.0, -1, -10.0, tuple(float(v) for v in box), score=float(score))
             for box, score, label in zip(boxes.tolist(), scores.tolist(), labels.tolist())]
+
+
+def kitti_type_name(class_name: str) -> str:
+    """A class name as one field of a KITTI line: the format splits on spaces, so "traffic light" is written
+    "traffic_light" (KITTI's own types join words the same way: Person_sitting)."""
+    return "_".join(class_name.split())

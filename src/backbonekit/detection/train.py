@@ -10,6 +10,7 @@ from backbonekit.detection.data import build_detection_data
 from backbonekit.detection.evaluate import evaluate_on
 from backbonekit.detection.transforms import collate
 from backbonekit.errors import ConfigError
+from backbonekit.io.images import report_skipped
 from backbonekit.models.registry import default_cfg
 from backbonekit.training import train_args
 from backbonekit.training.engine import FitResult
@@ -34,15 +35,14 @@ def plan_detection(args: argparse.Namespace) -> TrainPlan:
         raise ConfigError(f"--model must be a detector (efficientdet_d0 … efficientdet_d7), got {args.model!r}")
     if args.backbone:
         default_cfg(args.backbone)
-    if args.skip_bad_images:
-        raise ConfigError("--skip-bad-images is not supported by train detect yet: an unreadable image stops the "
-                          "run with its path")
     image_size = train_args.image_size(args.image_size, tuple(defaults["input_size"][1:]), "detect")
     if min(image_size) < 32:
         raise ConfigError(f"--image-size: a detector needs at least 32 pixels a side, got {image_size}")
     data = build_detection_data(args.data, image_size, classes=args.classes, val_fraction=args.val_ratio,
                                 seed=args.seed, augment=args.augment != "none", val_data=args.val_data,
-                                scale_range=(args.scale_min, args.scale_max))
+                                scale_range=(args.scale_min, args.scale_max), image_root=args.image_root,
+                                skip_bad_images=args.skip_bad_images)
+    report_skipped(data.skipped)
     config = dict(model=args.model, num_classes=len(data.class_names), class_names=data.class_names,
                   category_ids=data.category_ids, backbone=args.backbone, pretrained=args.pretrained,
                   pretrained_backbone=args.pretrained_backbone, image_size=list(image_size),
@@ -55,7 +55,7 @@ def plan_detection(args: argparse.Namespace) -> TrainPlan:
                      log_keys=("train/loss", "val/loss", "val/map", "val/map_50"), collate_fn=collate,
                      data={"source": data.source, "format": data.format, "train": len(data.train),
                            "val": len(data.val), "val_ratio": args.val_ratio, "seed": args.seed,
-                           "augment": args.augment},
+                           "augment": args.augment, "skipped_images": len(data.skipped)},
                      metadata={"class_names": json.dumps(data.class_names), "image_size": json.dumps(list(image_size))})
 
 

@@ -2,9 +2,12 @@
 file when one cannot be read."""
 from __future__ import annotations
 
+import os
 import struct
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -43,8 +46,12 @@ def load_image(path: str | Path, where: str | None = None) -> Image.Image:
 
 def load_image_tensor(path: str | Path, where: str | None = None) -> torch.Tensor:
     """The image at ``path`` as a uint8 (3, H, W) tensor."""
-    array = np.asarray(load_image(path, where))
-    return torch.from_numpy(array.copy()).permute(2, 0, 1)
+    return image_to_tensor(load_image(path, where))
+
+
+def image_to_tensor(image: Image.Image) -> torch.Tensor:
+    """An RGB PIL image as a uint8 (3, H, W) tensor."""
+    return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)
 
 
 def is_image_file(path: Path) -> bool:
@@ -71,3 +78,47 @@ def images_under(folder: Path) -> list[Path]:
     return sorted(f for f in folder.rglob("*")
                   if is_image_file(f) and f.is_file()
                   and not any(part.startswith(".") for part in f.relative_to(folder).parts))
+
+
+def unreadable_images(paths: Sequence[str | Path]) -> dict[Path, str]:
+    """Each of ``paths`` that cannot be decoded → why; every file is decoded once."""
+    # PIL releases the GIL while decoding, so threads make this pass faster on large folders.
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        reasons = list(pool.map(lambda p: decode_image(p)[0], paths))
+    return {Path(p): reason for p, reason in zip(paths, reasons) if reason}
+
+
+def report_skip(path: str | Path, reason: str) -> None:
+    """The line (on stderr) that names a left-out image, the same for every command."""
+    print(f"skipped {path}: {reason}", file=sys.stderr, flush=True)
+
+
+def report_skipped(skipped: Sequence[tuple[str | Path, str]], what: str = "image") -> None:
+    """Every left-out file named, then their count."""
+    for path, reason in skipped:
+        report_skip(path, f"cannot read image ({reason})")
+    if skipped:
+        print(f"skipped {len(skipped)} unreadable {what}(s) (--skip-bad-images)", file=sys.stderr, flush=True)
+
+
+def read_in_batches(files: Iterable[Path], batch_size: int, skip_bad: bool = False,
+                    skipped: list[tuple[Path, str]] | None = None) -> Iterator[list[tuple[Path, Image.Image]]]:
+    """``files`` decoded, ``batch_size`` at a time, as (path, RGB image) pairs. An unreadable file stops with a
+    ``DataError`` naming it, or with ``skip_bad`` is named on stderr at once, added to ``skipped`` and left out, so
+    one bad file does not cost the results of every other."""
+    batch: list[tuple[Path, Image.Image]] = []
+    for path in files:
+        reason, image = decode_image(path)
+        if image is None:
+            if not skip_bad:
+                raise DataError(f"{path}: cannot read image ({reason}); --skip-bad-images leaves such files out")
+            report_skip(path, f"cannot read image ({reason})")
+            if skipped is not None:
+                skipped.append((path, reason))
+            continue
+        batch.append((path, image))
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

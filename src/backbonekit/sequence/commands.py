@@ -5,7 +5,8 @@ import argparse
 
 from backbonekit.sequence.subsets import SUBSETS
 from backbonekit.training.run_args import add_device_argument, add_run_arguments
-from backbonekit.training.train_args import add_deprecated_arguments, add_input_arguments, add_optimization_arguments
+from backbonekit.training.train_args import (add_deprecated_arguments, add_input_arguments,
+                                           add_optimization_arguments, add_skip_bad_argument)
 
 DEFAULT_SUBSET = "facial_components"
 
@@ -41,6 +42,7 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--csv", help="write predictions in the annotation format (file_path,label)")
     p.add_argument("--grid", help="draw images with predicted (and true) sequences to this PNG")
+    add_skip_bad_argument(p)
     add_device_argument(p)
     p.set_defaults(func=cmd_predict)
 
@@ -63,7 +65,7 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--split", default=None, choices=("train", "val", "test"),
                    help="default: val (the run's validation data) with --checkpoint, test with --predictions")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--skip-bad-images", action="store_true", help="leave out annotation rows whose image is missing")
+    add_skip_bad_argument(p)
     add_deprecated_arguments(p, "skip-missing")
     p.add_argument("--out", help="write metrics JSON here")
     add_device_argument(p)
@@ -85,11 +87,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if bool(args.paths) == bool(args.data):
         raise ConfigError("give image PATHs or --data, not both or neither")
-    rows = predict_sequences(args.checkpoint, args.paths, data=args.data, split=args.split,
-                             batch_size=args.batch_size, device=args.device)
-    for r in rows:
+    def report(r: dict) -> None:
         true = f"  (true: {r['true_name']})" if "true_name" in r else ""
-        print(f"{r['file_path']}: {r['name']} {r['label']}{true}")
+        print(f"{r['file_path']}: {r['name']} {r['label']}{true}", flush=True)
+
+    rows = predict_sequences(args.checkpoint, args.paths, data=args.data, split=args.split,
+                             batch_size=args.batch_size, device=args.device, skip_bad_images=args.skip_bad_images,
+                             on_row=report)
     if args.csv:
         print(f"predictions written to {write_csv(rows, args.csv)}")
     if args.grid:

@@ -1,13 +1,15 @@
 """The official SeqDeepFake layout: ``<root>/<subset>/annotations/{train,val,test}.csv`` plus the images.
 
 Each CSV has columns ``file_path`` (relative to ``root``) and ``label`` (a string such as ``"[1, 2, 4, 0, 0]"``, any
-spacing). Every problem raises ``DataError`` naming the CSV and its line; a missing image is an error too, unless
-``skip_missing=True``, which leaves those rows out and counts them in ``dataset.skipped``.
+spacing). Every problem raises ``DataError`` naming the CSV and its line; a missing or unreadable image is an error
+too, unless ``skip_missing=True`` (``--skip-bad-images``), which leaves those rows out and lists them in
+``dataset.skipped`` (file path, CSV line, why).
 """
 from __future__ import annotations
 
 import csv
 import re
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -16,7 +18,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from backbonekit.io.images import load_image
+from backbonekit.io.images import load_image, report_skip, unreadable_images
 from backbonekit.errors import DataError
 from backbonekit.sequence.vocab import MAX_EDITS, NUM_EDIT_TYPES, edit_names
 
@@ -97,18 +99,30 @@ class SeqDeepFakeDataset(Dataset):
         self.csv_path = self.root / subset / "annotations" / f"{split}.csv"
         self.transform = transform or build_transform(image_size, train=split == "train")
         self.samples: list[tuple[Path, list[int], int]] = []
-        self.skipped: list[tuple[str, int]] = []
+        self.skipped: list[tuple[str, int, str]] = []
         for file_path, label, line in read_annotations(self.csv_path):
             path = self.root / file_path
             if path.is_file():
                 self.samples.append((path, label, line))
             elif skip_missing:
-                self.skipped.append((file_path, line))
+                self.skipped.append((file_path, line, "no such file"))
             else:
                 raise DataError(f"{self.csv_path} line {line}: image {path} does not exist "
                                 "(pass skip_missing / --skip-bad-images to leave such rows out)")
+        if skip_missing:  # decoded once here, so that a broken file is left out rather than met mid-epoch
+            bad = unreadable_images([path for path, _, _ in self.samples])
+            self.skipped += [(path.relative_to(self.root).as_posix(), line, f"cannot read image ({bad[path]})")
+                             for path, _, line in self.samples if path in bad]
+            self.samples = [sample for sample in self.samples if sample[0] not in bad]
         if not self.samples:
             raise DataError(f"{self.csv_path}: no usable rows")
+
+    def report_skipped(self) -> None:
+        """Every left-out row named on stderr, then their count."""
+        for file_path, line, reason in self.skipped:
+            report_skip(f"{self.csv_path} line {line} {file_path}", reason)
+        if self.skipped:
+            print(f"{self.split}: skipped {len(self.skipped)} row(s) (--skip-bad-images)", file=sys.stderr)
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -113,6 +113,7 @@ def evaluate_task(task, root: str | Path, subset: str, split: str = "test", *, b
     task.to(device)
     ds = SeqDeepFakeDataset(root, subset, split, transform=build_transform(task.cfg.image_size, train=False),
                             skip_missing=skip_missing)
+    ds.report_skipped()
     # One process scores the whole split (after DDP training only rank 0 does): no syncing with the others.
     metric = SequenceAccuracy(sync_on_compute=False)
     with torch.inference_mode():

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Callable
 
 import torch
 from PIL import Image
 
-from backbonekit.io.images import find_images, load_image
+from backbonekit.io.images import find_images, load_image, read_in_batches
 from backbonekit.sequence.data import SeqDeepFakeDataset, build_transform, format_label
 from backbonekit.training.inference import load_for_inference
 from backbonekit.training.task_spec import get_task
@@ -17,27 +18,32 @@ from backbonekit.sequence.vocab import label_to_name
 
 
 def predict_sequences(checkpoint: str | Path, paths=(), *, data: str | Path | None = None, split: str = "test",
-                      batch_size: int = 32, device: str | None = None) -> list[dict]:
-    """Rows ``{file_path, label, name[, true_label, true_name]}``; with ``data`` the split's annotated images (and
-    file paths relative to the data root, as the annotations have them), otherwise the given files/folders."""
+                      batch_size: int = 32, device: str | None = None, skip_bad_images: bool = False,
+                      on_row: Callable[[dict], None] | None = None) -> list[dict]:
+    """Rows ``{file_path, label, name[, true_label, true_name]}``, each also given to ``on_row`` as it comes; with
+    ``data`` the split's annotated images (and file paths relative to the data root, as the annotations have them),
+    otherwise the given files/folders. ``skip_bad_images``: an unreadable image is named on stderr and left out."""
     task, device = load_for_inference(checkpoint, get_task("sequence"), device)
     subset, transform = task.cfg.subset, build_transform(task.cfg.image_size, train=False)
     if data is not None:
-        ds = SeqDeepFakeDataset(data, subset, split, transform=transform)
-        items = [(p.relative_to(Path(data)).as_posix(), p, label) for p, label, _ in ds.samples]
+        ds = SeqDeepFakeDataset(data, subset, split, transform=transform, skip_missing=skip_bad_images)
+        ds.report_skipped()
+        truth = {p: (p.relative_to(Path(data)).as_posix(), label) for p, label, _ in ds.samples}
     else:
-        items = [(str(p), p, None) for p in find_images(paths)]
+        truth = {p: (str(p), None) for p in find_images(paths)}
     rows = []
-    for start in range(0, len(items), batch_size):
-        chunk = items[start:start + batch_size]
-        images = torch.stack([transform(load_image(p)) for _, p, _ in chunk]).to(device)
+    for chunk in read_in_batches(truth, batch_size, skip_bad_images):
+        images = torch.stack([transform(image) for _, image in chunk]).to(device)
         with torch.inference_mode():
             predicted = task(images).cpu().tolist()
-        for (name, _, true), pred in zip(chunk, predicted):
+        for (path, _), pred in zip(chunk, predicted):
+            name, true = truth[path]
             row = {"file_path": name, "label": pred, "name": label_to_name(pred, subset)}
             if true is not None:
                 row.update(true_label=true, true_name=label_to_name(true, subset))
             rows.append(row)
+            if on_row is not None:
+                on_row(row)
     return rows
 
 

@@ -27,9 +27,7 @@ def plan_sequence(args: argparse.Namespace) -> TrainPlan:
     for split in ("train", "val"):
         splits[split] = SeqDeepFakeDataset(args.data, args.subset, split, image_size=image_size,
                                            skip_missing=args.skip_bad_images)
-        if splits[split].skipped:
-            print(f"{split}: skipped {len(splits[split].skipped)} row(s) whose image is missing, e.g. "
-                  f"line {splits[split].skipped[0][1]} {splits[split].skipped[0][0]}", file=sys.stderr)
+        splits[split].report_skipped()
     config = dict(backbone=args.backbone, subset=args.subset, pretrained_backbone=args.pretrained_backbone,
                   image_size=image_size, optimizer=args.optimizer, lr=args.lr,
                   backbone_lr=args.lr * train_args.backbone_lr_mult(args), weight_decay=args.weight_decay,

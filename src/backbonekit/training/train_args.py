@@ -57,11 +57,15 @@ def add_optimization_arguments(p: argparse.ArgumentParser, *, optimizer: str, lr
                    help="keep the backbone's BatchNorm statistics and affine weights as loaded (small batches)")
 
 
+def add_skip_bad_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--skip-bad-images", action="store_true",
+                   help="leave out images that are missing or unreadable (each named on stderr) instead of stopping")
+
+
 def add_input_arguments(p: argparse.ArgumentParser, image_size_help: str) -> None:
     p.add_argument("--image-size", type=int, nargs="+", default=None, metavar="S", help=image_size_help +
                    " (one size, or H W)")
-    p.add_argument("--skip-bad-images", action="store_true",
-                   help="leave out images that are missing or unreadable (each listed) instead of stopping")
+    add_skip_bad_argument(p)
 
 
 def add_deprecated_arguments(p: argparse.ArgumentParser, *names: str) -> None:
