@@ -2,6 +2,7 @@
 import csv
 import json
 import os
+import signal
 
 import lightning.pytorch as pl
 import pytest
@@ -10,6 +11,7 @@ import torch.nn.functional as F
 import yaml
 from torch.utils.data import DataLoader, TensorDataset
 
+from backbonekit.training.callbacks import GracefulStop
 from backbonekit.training.engine import EngineConfig, build_trainer, fit
 
 
@@ -59,7 +61,7 @@ def test_run_folder_holds_every_record(tmp_path, capsys):
 
     with open(run / "results.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [r["epoch"] for r in rows] == ["0", "1"]
+    assert [r["epoch"] for r in rows] == ["1", "2"]  # counted as the console lines count them
     assert {"train/loss", "val/loss", "val/acc", "lr"} <= set(rows[0])
     assert float(rows[1]["lr"]) == pytest.approx(0.05)  # the scheduler's rate after each epoch
 
@@ -134,7 +136,7 @@ class HasModel(Toy):
         self.model = self.net
 
 
-def test_compile_compiles_the_model_in_place_and_keeps_checkpoint_keys(tmp_path, monkeypatch):
+def test_compile_compiles_the_model_in_place_and_keeps_checkpoint_keys(tmp_path, monkeypatch, capsys):
     from torch._dynamo.utils import counters
 
     # Dynamo's "eager" backend: the same tracing and graph capture, without inductor's C++ build (40 s on 2 cores).
@@ -145,4 +147,39 @@ def test_compile_compiles_the_model_in_place_and_keeps_checkpoint_keys(tmp_path,
     counters.clear()
     result = fit(module, *_loaders(), _cfg(tmp_path, epochs=1, compile=True))
     assert counters["stats"]["unique_graphs"] >= 1  # the steps ran through torch.compile
+    err = capsys.readouterr().err
+    assert "compiling the model for training" in err and "compiled for validation: first batch in" in err
     assert set(torch.load(result.last_path, weights_only=True)["state_dict"]) == keys  # no "_orig_mod." prefixes
+
+
+class StopsMidEpoch(pl.Callback):
+    """A SIGTERM arriving at the second batch of the third epoch."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.current_epoch == 2 and batch_idx == 1:
+            next(c for c in trainer.callbacks if isinstance(c, GracefulStop)).received = signal.SIGTERM
+
+
+def test_a_run_resumed_mid_epoch_logs_every_epoch_once_with_its_rate(tmp_path, capsys):
+    """The lr curve joins up after a resume (Lightning skips on_train_epoch_start there), and results.csv counts
+    epochs as the console lines do."""
+    first = fit(Toy(), *_loaders(), _cfg(tmp_path, epochs=4, name="r"), extra_callbacks=[StopsMidEpoch()])
+    assert first.interrupted_by == signal.SIGTERM
+    fit(Toy(), *_loaders(), _cfg(tmp_path, epochs=4, name="r", resume=str(first.last_path)))
+    with open(first.run_dir / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3", "4"]
+    assert [float(r["lr"]) for r in rows] == pytest.approx([0.1, 0.05, 0.025, 0.0125])
+    printed = [line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    assert printed[-1] == "4/4" and printed[-2] == "3/4"
+
+
+def test_long_epochs_get_a_line_every_n_batches(tmp_path, capsys, monkeypatch):
+    from backbonekit.training.callbacks import EpochLine
+
+    monkeypatch.setattr(EpochLine, "batch_line_seconds", 0.0)  # every epoch counts as long: N = 1 batch
+    fit(Toy(), *_loaders(), _cfg(tmp_path, epochs=1))
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    assert [line.split("  ")[1] for line in lines[:3]] == ["batch 1/4", "batch 2/4", "batch 3/4"]
+    assert "loss " in lines[0] and "to the epoch's end" in lines[0]
+    assert "val/loss" in lines[3] and len(lines) == 4  # then the epoch's own line, not a line for its last batch

@@ -32,7 +32,7 @@ def test_two_epochs_equal_one_plus_resume_plus_one(image_folder, tmp_path):
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])][:5]
     rows = (Path(out) / "classify" / "split" / "results.csv").read_text().splitlines()
-    assert [r.split(",")[0] for r in rows[1:]] == ["0", "1"]  # the resumed run continued the same log
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2"]  # the resumed run continued the same log
 
 
 def test_resume_changes_something_when_the_rng_is_not_restored(image_folder, tmp_path):
@@ -72,7 +72,7 @@ def test_sigterm_saves_last_checkpoint_and_the_run_resumes(tmp_path):
     final = load_checkpoint_file(last)
     assert final["global_step"] > state["global_step"]  # it continued from the interrupted step
     rows = (out / "classify" / "s" / "results.csv").read_text().splitlines()[1:]
-    assert [int(r.split(",")[0]) for r in rows] == list(range(5))  # every epoch logged once
+    assert [int(r.split(",")[0]) for r in rows] == list(range(1, 6))  # every epoch logged once
 
 
 def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path):

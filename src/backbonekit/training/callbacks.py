@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import os
 import random
 import signal
@@ -22,8 +23,15 @@ def _scalar(v) -> float:
     return float(v.item() if isinstance(v, torch.Tensor) else v)
 
 
+def _first_lr(trainer) -> float | None:
+    return trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
+
+
 class ResultsCSV(pl.Callback):
-    """One row per epoch: epoch, every logged scalar at epoch level, learning rate, seconds."""
+    """One row per epoch: epoch, every logged scalar at epoch level, learning rate, seconds.
+
+    Epochs are counted from 1, as the console line (``epoch 1/10``), the plots and ``epochs_done`` count them.
+    """
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -33,17 +41,24 @@ class ResultsCSV(pl.Callback):
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._start = time.time()
         # The rate the epoch starts with: epoch-level schedulers have already stepped by on_train_epoch_end.
-        self._lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
+        self._lr = _first_lr(trainer)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        # A run resumed in the middle of an epoch skips on_train_epoch_start: without this its row would have no
+        # rate and the lr curve a gap there.
+        if self._lr is None:
+            self._lr = _first_lr(trainer)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         # Lightning calls this after the epoch's validation, once the epoch-level training metrics exist.
+        lr, self._lr = self._lr, None
         if not trainer.is_global_zero:
             return
         metrics = {k: _scalar(v) for k, v in trainer.callback_metrics.items()
                    if (isinstance(v, torch.Tensor) and v.numel() == 1) or isinstance(v, (int, float))}
-        row = {"epoch": trainer.current_epoch, **dict(sorted(metrics.items()))}
-        if self._lr is not None:
-            row["lr"] = self._lr
+        row = {"epoch": trainer.current_epoch + 1, **dict(sorted(metrics.items()))}
+        if lr is not None:
+            row["lr"] = lr
         row["seconds"] = round(time.time() - self._start, 2)
         self._append(row)
 
@@ -64,14 +79,41 @@ class ResultsCSV(pl.Callback):
 
 
 class EpochLine(pl.Callback):
-    """Plain one-line-per-epoch log for logs and CI, where a progress bar would be noise."""
+    """Plain one-line-per-epoch log for logs and CI, where a progress bar would be noise.
+
+    An epoch still running after ``batch_line_seconds`` also gets a line every N batches, N being the batches that
+    first stretch took: a long epoch shows it is moving (and how long it has left) while short ones stay one line.
+    """
+
+    batch_line_seconds = 30.0
 
     def __init__(self, keys: tuple[str, ...]):
         self.keys = keys
+        self.every: int | None = None
         self._start = time.time()
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._start = time.time()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if not trainer.is_global_zero:
+            return
+        done, total, elapsed = batch_idx + 1, trainer.num_training_batches, time.time() - self._start
+        if self.every is None:
+            if elapsed < self.batch_line_seconds:
+                return
+            self.every = done
+        if done % self.every or done >= total:  # the epoch's own line follows its last batch
+            return
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        parts = [f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}",
+                 f"batch {done}/{total}" if math.isfinite(total) else f"batch {done}"]
+        if isinstance(loss, torch.Tensor) and loss.numel() == 1:
+            parts.append(f"loss {_scalar(loss):.4f}")
+        parts.append(f"{elapsed:.1f}s")
+        if math.isfinite(total):
+            parts.append(f"about {elapsed / done * (total - done):.0f}s to the epoch's end")
+        print("  ".join(parts), flush=True)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if not trainer.is_global_zero:
@@ -82,6 +124,40 @@ class EpochLine(pl.Callback):
         parts = [f"{k} {shown(k, _scalar(m[k]))}" for k in keys]
         print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  " + "  ".join(parts)
               + f"  {time.time() - self._start:.1f}s", flush=True)
+
+
+class CompileNotice(pl.Callback):
+    """``--compile``: torch.compile works on the first batch of training and again on the first of validation
+    (another graph), silently for 20-55 s on a small CPU; say so, and how long it took."""
+
+    def __init__(self):
+        self._started: dict[str, float | None] = {}
+
+    def _start(self, stage: str) -> None:
+        if stage not in self._started:
+            self._started[stage] = time.time()
+            print(f"compiling the model for {stage} (torch.compile): the first batch takes longer", file=sys.stderr,
+                  flush=True)
+
+    def _end(self, trainer, stage: str) -> None:
+        started = self._started.get(stage)
+        if started is not None and trainer.is_global_zero:
+            print(f"compiled for {stage}: first batch in {time.time() - started:.1f}s", file=sys.stderr, flush=True)
+            self._started[stage] = None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.is_global_zero:
+            self._start("training")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._end(trainer, "training")
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        if trainer.is_global_zero:
+            self._start("validation")
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self._end(trainer, "validation")
 
 
 class RNGState(pl.Callback):

@@ -18,7 +18,8 @@ import yaml
 from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint, RichProgressBar
 
 from backbonekit.errors import ConfigError
-from backbonekit.training.callbacks import EpochLine, GracefulStop, LastCheckpoint, ResultsCSV, RNGState
+from backbonekit.training.callbacks import (CompileNotice, EpochLine, GracefulStop, LastCheckpoint, ResultsCSV,
+                                            RNGState)
 from backbonekit.training.checkpoint_io import BackgroundCheckpointIO
 from backbonekit.training.plots import plot_results
 from backbonekit.training.run_dir import ENV_RUN_DIR, make_run_dir
@@ -75,6 +76,8 @@ def build_trainer(cfg: EngineConfig, run_dir: Path, extra_callbacks=()) -> tuple
     parts["last"] = LastCheckpoint(run_dir, parts["stop"], best=parts["checkpoint"])
     callbacks = [parts["checkpoint"], parts["last"], parts["stop"], ResultsCSV(run_dir / "results.csv"), RNGState(),
                  RichProgressBar() if progress else EpochLine(cfg.log_keys + (cfg.monitor,)), *extra_callbacks]
+    if cfg.compile:
+        callbacks.append(CompileNotice())
     if cfg.ema_decay is not None:
         if not 0 < cfg.ema_decay < 1:
             raise ConfigError(f"--ema must be between 0 and 1 (a decay such as 0.999), got {cfg.ema_decay}")

@@ -10,12 +10,13 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from backbonekit.training.units import is_score  # noqa: E402
 
 
 def plot_results(csv_path: Path, out_path: Path) -> Path | None:
-    """One panel per quantity (losses together), x = epoch."""
+    """One panel per quantity (losses together), x = the epoch as results.csv and the console count it (from 1)."""
     csv_path = Path(csv_path)
     if not csv_path.exists():
         return None
@@ -23,7 +24,7 @@ def plot_results(csv_path: Path, out_path: Path) -> Path | None:
         rows = list(csv.DictReader(f))
     if not rows:
         return None
-    epochs = [int(r["epoch"]) + 1 for r in rows]
+    epochs = [int(r["epoch"]) for r in rows]
     columns = [c for c in rows[0] if c not in ("epoch", "seconds")]
     losses = [c for c in columns if "loss" in c]
     others = [c for c in columns if c not in losses]
@@ -34,6 +35,7 @@ def plot_results(csv_path: Path, out_path: Path) -> Path | None:
             values = [float(r[key]) if r.get(key) not in (None, "") else np.nan for r in rows]
             ax.plot(epochs, values, marker="o", markersize=3, label=key)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 1.5
         ax.set_title(keys[0] + (" (%)" if is_score(keys[0]) else "") if len(keys) == 1 else "loss")
         if len(keys) > 1:
             ax.legend(fontsize=8)
