@@ -54,6 +54,14 @@ def test_export_classifier_matches_predict_pipeline(weights, tmp_path, capsys):
     np.testing.assert_allclose(logits, expected.numpy(), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(probabilities, expected.softmax(-1).numpy(), rtol=0, atol=1e-5)
 
+    import onnx
+
+    props = {p.key: json.loads(p.value) for p in onnx.load(str(out)).metadata_props}
+    assert props["backbonekit_task"] == "classify" and props["class_names"] == CLASSES
+    assert props["input_size"] == [SIZE, SIZE] and props["input"]["dtype"] == "float32"
+    assert props["normalization"]["mean"] == [0.5, 0.5, 0.5] and props["normalization"]["std"] == [0.5, 0.5, 0.5]
+    assert props["architecture"] == "efficientnet_lite0"
+
 
 def test_detector_options_on_a_classifier_are_one_error_line(weights, tmp_path, capsys):
     assert main(["export", "--checkpoint", str(weights), "--out", str(tmp_path / "c.onnx"),

@@ -10,6 +10,7 @@ CLI's check recognises such checkpoints: ``test_jitter_…``). The checkpoint ha
 import argparse
 import contextlib
 import io
+import json
 import re
 
 import numpy as np
@@ -109,6 +110,15 @@ def test_graph_holds_nms_and_a_dynamic_batch(cli_export):
     assert images.name == "images" and images.type.tensor_type.elem_type == onnx.TensorProto.UINT8
     assert [d.dim_param or d.dim_value for d in images.type.tensor_type.shape.dim] == ["batch", 3, *IMAGE_SIZE]
     assert [o.name for o in model.graph.output] == ["num_detections", "boxes", "scores", "labels"]
+
+
+def test_file_carries_class_names_input_size_and_normalisation(cli_export, checkpoint):
+    props = {p.key: json.loads(p.value) for p in onnx.load(str(cli_export[2])).metadata_props}
+    assert props["backbonekit_task"] == "detect" and props["class_names"] == CLASSES
+    assert props["input_size"] == list(IMAGE_SIZE) and props["input"]["dtype"] == "uint8"
+    mean = load_detector(checkpoint).normalize.mean.flatten().tolist()
+    assert props["normalization"]["mean"] == pytest.approx(mean) and len(props["normalization"]["std"]) == 3
+    assert "letterbox" in props["input"]["preprocessing"] and props["max_detections"] == 100
 
 
 @pytest.mark.parametrize("batch", [1, 4])

@@ -33,3 +33,12 @@ def test_export_sequence_model_decodes_like_pytorch(tmp_path, capsys):
     (labels,) = run_onnx(out, images)
     assert labels.shape == (4, 5) and np.array_equal(labels, expected)
     assert (expected != 0).sum() > 4  # the sequences are not all empty
+
+    import json
+
+    import onnx
+
+    props = {p.key: json.loads(p.value) for p in onnx.load(str(out)).metadata_props}
+    assert props["backbonekit_task"] == "sequence" and props["input_size"] == [64, 64]
+    assert props["class_names"][0] == "NA" and len(props["class_names"]) == 6  # the edit of each label id
+    assert props["normalization"] == {**props["normalization"], "mean": [0.5] * 3, "std": [0.5] * 3}

@@ -8,8 +8,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from backbonekit.classification.transforms import EVAL_CROP_FRACTION, SMALL_IMAGE
 from backbonekit.io.onnx_export import (
-    DEFAULT_OPSET, SCORE_TOLERANCE, ExportResult, example_images, export_module, run_onnx,
+    DEFAULT_OPSET, SCORE_TOLERANCE, ExportResult, example_images, export_module, file_metadata, run_onnx,
 )
 
 CLASSIFIER_OUTPUTS = ("logits", "probabilities")
@@ -33,7 +34,17 @@ def export_classifier_onnx(trained, path: str | Path, opset: int = DEFAULT_OPSET
     wrapper = ClassifierForExport(trained).eval()
     size = trained.cfg.image_size
     example = example_images(2, (size, size), input_dtype)
-    return export_module(wrapper, example, path, opset, CLASSIFIER_OUTPUTS)
+    return export_module(wrapper, example, path, opset, CLASSIFIER_OUTPUTS,
+                         metadata=classifier_metadata(trained, input_dtype))
+
+
+def classifier_metadata(trained, input_dtype: str) -> dict:
+    """The file's metadata_props: classes in the order of the outputs, and ``predict classify``'s resize and crop."""
+    size = trained.cfg.image_size
+    shorter_side = size if size <= SMALL_IMAGE else round(size / EVAL_CROP_FRACTION)
+    return file_metadata("classify", trained.model.model_name, trained.cfg.class_names, (size, size),
+                         trained.normalize, input_dtype,
+                         f"resize the shorter side to {shorter_side}, centre-crop {size}x{size}")
 
 
 def verify_classifier_onnx(trained, path: str | Path, images: torch.Tensor) -> dict:

@@ -42,7 +42,8 @@ from torchvision.ops import nms
 from backbonekit.detection.postprocess import postprocess
 from backbonekit.errors import ConfigError
 from backbonekit.io.onnx_export import (
-    BOX_TOLERANCE, DEFAULT_OPSET, SCORE_TOLERANCE, ExportResult, example_images, export_module, run_onnx,
+    BOX_TOLERANCE, DEFAULT_OPSET, SCORE_TOLERANCE, ExportResult, example_images, export_module, file_metadata,
+    run_onnx,
 )
 from backbonekit.models.anchors import decode_boxes
 
@@ -155,7 +156,19 @@ def export_detector_onnx(task, path: str | Path, opset: int = DEFAULT_OPSET, sco
     """Write ``task`` (a ``DetectionTask``) as an ONNX file with decoding and NMS inside (module docstring)."""
     wrapper = DetectorForExport(task, score_threshold, iou_threshold, max_detections=max_detections).eval()
     example = example_images(2, tuple(task.cfg.image_size), input_dtype)
-    return export_module(wrapper, example, path, opset, DETECTOR_OUTPUTS, _class_nms_onnx_translation)
+    return export_module(wrapper, example, path, opset, DETECTOR_OUTPUTS, _class_nms_onnx_translation,
+                         metadata=detector_metadata(task, wrapper, input_dtype))
+
+
+def detector_metadata(task, wrapper: "DetectorForExport", input_dtype: str) -> dict:
+    """The file's metadata_props: classes indexed by ``labels``, the letterbox the boxes are in, the frozen
+    thresholds."""
+    height, width = task.cfg.image_size
+    return file_metadata("detect", task.model.model_name, task.cfg.class_names, (height, width), task.normalize,
+                         input_dtype, f"letterbox to {height}x{width}: resize keeping the aspect ratio, pad right "
+                         "and bottom with 0; boxes come out in these input pixels",
+                         score_threshold=wrapper.score_threshold, iou_threshold=wrapper.iou_threshold,
+                         max_detections=wrapper.max_detections)
 
 
 def unpad(outputs: list[np.ndarray]) -> list[dict[str, np.ndarray]]:

@@ -5,12 +5,17 @@ float32 0–1 images (``nn/normalize.py``).
 
 Exporting needs ``onnx`` and ``onnxscript`` (``pip install 'backbonekit[export]'``: torch's dynamo-based exporter);
 checking the file needs ``onnxruntime``.
+
+Each file carries what a user needs beside the graph as ONNX ``metadata_props``, every value a JSON string
+(``json.loads(value)``): the task, class names, input size, the input contract and the normalisation inside the
+graph (``file_metadata``).
 """
 from __future__ import annotations
 
 import contextlib
 import importlib.util
 import io
+import json
 import logging
 import warnings
 from dataclasses import dataclass
@@ -48,7 +53,9 @@ def example_images(batch: int, image_size: tuple[int, int], input_dtype: str = "
     return images.to(torch.uint8) if input_dtype == "uint8" else images.to(INPUT_DTYPES[input_dtype]) / 255
 
 
-def export_module(wrapper: nn.Module, example: torch.Tensor, path, opset: int, output_names, translations=None):
+def export_module(wrapper: nn.Module, example: torch.Tensor, path, opset: int, output_names, translations=None,
+                  metadata: dict | None = None):
+    """``metadata`` (``file_metadata``) is written into the file's ``metadata_props``."""
     require("onnx", "onnxscript")
     if opset < MIN_OPSET:
         raise ConfigError(f"--opset must be at least {MIN_OPSET} (torch's ONNX exporter), got {opset}")
@@ -61,7 +68,54 @@ def export_module(wrapper: nn.Module, example: torch.Tensor, path, opset: int, o
                                     output_names=list(output_names), dynamic_shapes={"images": {0: batch}},
                                     custom_translation_table=translations() if translations else None)
         program.save(str(path), external_data=False)  # one self-contained file (weights < 2 GB)
+    if metadata:
+        write_metadata(path, metadata)
     return describe(path)
+
+
+def file_metadata(task: str, architecture: str, class_names, image_size: tuple[int, int], normalize: nn.Module,
+                  input_dtype: str, preprocessing: str, **extra) -> dict:
+    """What an ONNX file's user needs and the graph does not say: classes (indexed as the outputs), the input the
+    graph expects, and the normalisation it applies itself (so the caller must not normalise again)."""
+    scale = "0–255" if input_dtype == "uint8" else "0–1"
+    return {
+        "backbonekit_task": task, "architecture": architecture, "class_names": list(class_names),
+        "input_size": [int(v) for v in image_size],
+        "input": {"name": "images", "layout": "NCHW", "channels": "RGB", "dtype": input_dtype, "range": scale,
+                  "preprocessing": preprocessing},
+        "normalization": {"mean": _rounded(normalize.mean), "std": _rounded(normalize.std),
+                          "in_graph": f"(images / {'255' if input_dtype == 'uint8' else '1'} - mean) / std"},
+        **extra,
+    }
+
+
+def _rounded(values: torch.Tensor) -> list[float]:
+    return [round(v, 6) for v in values.flatten().tolist()]
+
+
+def write_metadata(path: str | Path, metadata: dict) -> None:
+    """Sets ``metadata`` as the file's ``metadata_props``, each value JSON-encoded."""
+    import onnx
+
+    model = onnx.load(str(path))
+    props = {p.key: p.value for p in model.metadata_props}  # any the exporter wrote stay
+    onnx.helper.set_model_props(model, {**props, **{k: json.dumps(v) for k, v in metadata.items()}})
+    onnx.save(model, str(path))
+
+
+def read_metadata(path: str | Path) -> dict:
+    """The file's ``metadata_props``, JSON values decoded."""
+    import onnx
+
+    props = onnx.load(str(path), load_external_data=False).metadata_props
+    return {p.key: _json_or_text(p.value) for p in props}
+
+
+def _json_or_text(value: str):
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value  # written by another tool
 
 
 @contextlib.contextmanager

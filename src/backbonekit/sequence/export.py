@@ -9,7 +9,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from backbonekit.io.onnx_export import DEFAULT_OPSET, ExportResult, example_images, export_module, run_onnx
+from backbonekit.io.onnx_export import (
+    DEFAULT_OPSET, ExportResult, example_images, export_module, file_metadata, run_onnx,
+)
+from backbonekit.sequence.vocab import edit_names
 
 SEQUENCE_OUTPUTS = ("labels",)
 
@@ -28,8 +31,12 @@ class SequenceForExport(nn.Module):
 
 def export_sequence_onnx(task, path: str | Path, opset: int = DEFAULT_OPSET, input_dtype: str = "uint8") -> ExportResult:
     size = task.cfg.image_size
+    # class_names: the edit of each label id (0: no edit, after the sequence ends).
+    metadata = file_metadata("sequence", task.model.model_name, edit_names(task.cfg.subset), (size, size),
+                             task.normalize, input_dtype, f"resize to {size}x{size} (no crop)",
+                             subset=task.cfg.subset)
     return export_module(SequenceForExport(task).eval(), example_images(2, (size, size), input_dtype), path, opset,
-                         SEQUENCE_OUTPUTS)
+                         SEQUENCE_OUTPUTS, metadata=metadata)
 
 
 def verify_sequence_onnx(task, path: str | Path, images: torch.Tensor) -> dict:
