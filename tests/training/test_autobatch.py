@@ -86,12 +86,28 @@ def test_real_out_of_memory_under_an_address_space_limit():
 def test_cli_batch_size_auto(image_folder, tmp_path, capsys):
     from backbonekit.cli import main
 
-    # 11 training images (18 minus a third for validation) cap the search: a few cheap trials, each a real
-    # capped process.
+    # 11 training images (18 minus a third for validation): 10 steps an epoch would take batches of 1, which
+    # BatchNorm cannot train on, so 2: one cheap trial in a real memory-capped process, printed as it runs.
     assert main(["train", "classify", "--data", str(image_folder), "--model", "resnet18", "--image-size", "32",
                  "--epochs", "1", "--batch-size", "auto", "--max-memory", "1GB", "--val-ratio", "0.34",
                  "--progress", "lines", "--out", str(tmp_path / "runs")]) == 0
     err = capsys.readouterr().err
-    assert "auto batch size: 11 (measured peak" in err and "tried 2 4 8 11" in err
+    assert "auto batch size: trying 2 …" in err and "auto batch size: 2 fits, peak" in err
+    assert ("auto batch size: 2 (capped: 11 training images, 6 steps an epoch (at least 10 where the data allows); "
+            "measured peak" in err and "tried 2)" in err)
     assert main(["train", "classify", "--data", str(image_folder), "--batch-size", "auto"]) == 2
     assert "needs a memory budget: add --max-memory" in capsys.readouterr().err
+
+
+def test_the_batch_leaves_at_least_ten_steps_an_epoch():
+    from backbonekit.training.autobatch import MIN_STEPS, steps_cap
+
+    assert MIN_STEPS == 10
+    assert [steps_cap(n) for n in (1, 11, 128, 1437)] == [1, 2, 12, 143]  # memory alone chose 1437: one step
+
+
+def test_each_trial_is_reported_as_it_runs():
+    lines = []
+    search_batch_size(_fake_oom_above(5), start=4, max_batch=64, rel_tol=0, report=lines.append)
+    assert lines[:2] == ["auto batch size: trying 4 …", "auto batch size: 4 fits, peak 0.00 GB (0.0s)"]
+    assert "auto batch size: 8 does not fit (0.0s)" in lines

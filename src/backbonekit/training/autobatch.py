@@ -5,7 +5,8 @@ card (default 0.6, as Ultralytics) and an out-of-memory error counts as "does no
 CPU: each trial runs in a fresh process whose address space is capped with ``RLIMIT_AS`` at what torch itself takes
 plus the budget, so running out of memory is real (torch raises "DefaultCPUAllocator: can't allocate memory") and
 cannot take this process or the machine down; the trial reports its peak resident memory.
-Search: double until a step fails, then bisect between the last fit and the first failure.
+Search: double until a step fails, then bisect between the last fit and the first failure; each trial is printed
+as it starts and ends. The batch is at most a tenth of the training set (``MIN_STEPS`` steps an epoch).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -22,6 +24,9 @@ from backbonekit.errors import ConfigError
 
 # Set by the process that searched so that the processes DDP starts use its choice instead of searching again.
 ENV_AUTO_BATCH = "BACKBONEKIT_AUTO_BATCH_SIZE"
+# The batch never takes more than 1/MIN_STEPS of the training set: memory alone chose the whole set on small data
+# (1-3 optimiser steps an epoch, too few for a warm-up or a schedule to mean anything).
+MIN_STEPS = 10
 
 Trial = Callable[[int], "TrialResult"]
 
@@ -41,11 +46,13 @@ class BatchChoice:
     budget_bytes: int
     peak_bytes: int
     trials: list[TrialResult] = field(default_factory=list)
+    capped: str = ""  # why the search stopped below what memory allows, if it did
 
     def describe(self) -> str:
         tried = " ".join(f"{t.batch_size}{'' if t.fits else '✗'}" for t in self.trials)
-        return (f"auto batch size: {self.batch_size} (measured peak {_gb(self.peak_bytes)} of a {_gb(self.budget_bytes)} "
-                f"budget on {self.device}; tried {tried})")
+        cap = f"{self.capped}; " if self.capped else ""
+        return (f"auto batch size: {self.batch_size} ({cap}measured peak {_gb(self.peak_bytes)} of a "
+                f"{_gb(self.budget_bytes)} budget on {self.device}; tried {tried})")
 
 
 def _gb(n: int) -> str:
@@ -61,14 +68,22 @@ def parse_memory(text: str) -> int:
     return int(float(m.group(1)) * scale)
 
 
-def search_batch_size(trial: Trial, start: int = 2, max_batch: int = 4096,
-                      rel_tol: float = 0.1) -> tuple[int, list[TrialResult]]:
-    """Largest batch size in [1, max_batch] that fits, to within ``rel_tol`` of the true limit."""
+def search_batch_size(trial: Trial, start: int = 2, max_batch: int = 4096, rel_tol: float = 0.1,
+                      report: Callable[[str], None] | None = None) -> tuple[int, list[TrialResult]]:
+    """Largest batch size in [1, max_batch] that fits, to within ``rel_tol`` of the true limit. ``report`` gets a
+    line as each trial starts and ends (a trial can take seconds)."""
     trials: list[TrialResult] = []
 
     def run(b: int) -> bool:
+        started = time.time()
+        if report:
+            report(f"auto batch size: trying {b} …")
         result = trial(b)
         trials.append(result)
+        if report:
+            peak = f", peak {_gb(result.peak_bytes)}" if result.peak_bytes else ""
+            report(f"auto batch size: {b} {'fits' if result.fits else 'does not fit'}{peak} "
+                   f"({time.time() - started:.1f}s)")
         return result.fits
 
     good, bad, b = None, None, max(1, min(start, max_batch))
@@ -113,11 +128,25 @@ def resolve_batch_size(requested: str | int, factory: str, recipe: dict, *, max_
     if os.environ.get(ENV_AUTO_BATCH):  # a DDP process started by the one that has already searched
         return int(os.environ[ENV_AUTO_BATCH])
     budget = parse_memory(max_memory) if max_memory else None
+    cap = steps_cap(max_batch)
     choice = auto_batch_size(factory, recipe, cpu_budget_bytes=budget, cuda_fraction=memory_fraction,
-                             max_batch=max(1, max_batch))
+                             max_batch=cap, report=_progress)
+    if cap < max_batch and choice.batch_size == cap and choice.trials[-1].fits:
+        choice.capped = (f"capped: {max_batch} training images, {-(-max_batch // cap)} steps an epoch (at least "
+                         f"{MIN_STEPS} where the data allows)")
     print(choice.describe(), file=sys.stderr)
     os.environ[ENV_AUTO_BATCH] = str(choice.batch_size)  # inherited by the processes DDP starts
     return choice.batch_size
+
+
+def steps_cap(train_size: int) -> int:
+    """The largest batch ``auto`` may choose for ``train_size`` training images: ``MIN_STEPS`` steps an epoch or
+    more, but at least 2 images (BatchNorm cannot train on one)."""
+    return min(max(1, train_size), max(2, train_size // MIN_STEPS))
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager
@@ -133,7 +162,7 @@ def batch_size_scope():
 
 def find_batch_size(step: Callable[[int], None], *, device: str = "cpu", budget_bytes: int | None = None,
                     fraction: float = 0.6, start: int = 2, max_batch: int = 4096, rel_tol: float = 0.1,
-                    memory=None) -> BatchChoice:
+                    memory=None, report: Callable[[str], None] | None = None) -> BatchChoice:
     """In this process: the largest ``b`` for which ``step(b)`` (one train step) neither runs out of memory nor, on
     CUDA, peaks above the budget (``budget_bytes``, or ``fraction`` of the card). On CPU only a raised
     out-of-memory counts; for a real CPU budget use ``auto_batch_size``, which caps the memory of a trial process."""
@@ -144,12 +173,13 @@ def find_batch_size(step: Callable[[int], None], *, device: str = "cpu", budget_
         if budget_bytes is None:
             budget_bytes = int(memory.get_device_properties(0).total_memory * fraction)
     trial = memory_trial(step, budget_bytes, memory)
-    best, trials = search_batch_size(trial, start=start, max_batch=max_batch, rel_tol=rel_tol)
+    best, trials = search_batch_size(trial, start=start, max_batch=max_batch, rel_tol=rel_tol, report=report)
     return BatchChoice(best, device, budget_bytes or 0, _peak_of(best, trials), trials)
 
 
 def auto_batch_size(factory: str, recipe: dict, *, cpu_budget_bytes: int | None = None, cuda_fraction: float = 0.6,
-                    max_batch: int = 4096, start: int = 2, rel_tol: float = 0.1) -> BatchChoice:
+                    max_batch: int = 4096, start: int = 2, rel_tol: float = 0.1,
+                    report: Callable[[str], None] | None = None) -> BatchChoice:
     """``factory`` is "module:function" returning ``step(batch_size)`` for ``recipe`` (plain data, so a trial
     process can rebuild it)."""
     import torch
@@ -157,11 +187,11 @@ def auto_batch_size(factory: str, recipe: dict, *, cpu_budget_bytes: int | None 
     if torch.cuda.is_available():
         step = _import(factory)({**recipe, "device": "cuda"})
         return find_batch_size(step, device="cuda", fraction=cuda_fraction, start=start, max_batch=max_batch,
-                               rel_tol=rel_tol)
+                               rel_tol=rel_tol, report=report)
     if cpu_budget_bytes is None:
         raise ConfigError("--batch-size auto on CPU needs a memory budget: add --max-memory (e.g. 4GB)")
     trial = lambda b: cpu_trial(factory, recipe, b, cpu_budget_bytes)  # noqa: E731
-    best, trials = search_batch_size(trial, start=start, max_batch=max_batch, rel_tol=rel_tol)
+    best, trials = search_batch_size(trial, start=start, max_batch=max_batch, rel_tol=rel_tol, report=report)
     return BatchChoice(best, "cpu", cpu_budget_bytes, _peak_of(best, trials), trials)
 
 

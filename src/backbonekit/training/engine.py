@@ -15,12 +15,13 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import yaml
-from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 
 from backbonekit.errors import ConfigError
 from backbonekit.training.callbacks import (CompileNotice, EpochLine, GracefulStop, LastCheckpoint, ResultsCSV,
                                             RNGState)
 from backbonekit.training.checkpoint_io import BackgroundCheckpointIO
+from backbonekit.training.ema import WarmupEMA
 from backbonekit.training.plots import plot_results
 from backbonekit.training.run_dir import ENV_RUN_DIR, make_run_dir
 from backbonekit.training.run_record import _plain
@@ -82,8 +83,9 @@ def build_trainer(cfg: EngineConfig, run_dir: Path, extra_callbacks=()) -> tuple
         if not 0 < cfg.ema_decay < 1:
             raise ConfigError(f"--ema must be between 0 and 1 (a decay such as 0.999), got {cfg.ema_decay}")
         # Lightning swaps the average in for each validation and saves it as the checkpoint's state_dict (the live
-        # weights ride along for --resume), so best.ckpt and everything exported from it hold the average.
-        callbacks.append(EMAWeightAveraging(decay=cfg.ema_decay))
+        # weights ride along for --resume), so best.ckpt and everything exported from it hold the average. Its decay
+        # warms up with the updates (training/ema.py): a fixed 0.999 left short runs at their random start.
+        callbacks.append(WarmupEMA(cfg.ema_decay))
     trainer = pl.Trainer(
         default_root_dir=run_dir, max_epochs=cfg.epochs, precision=cfg.precision, devices=cfg.devices,
         accelerator=cfg.accelerator, strategy=cfg.strategy, num_nodes=cfg.num_nodes, logger=False,
