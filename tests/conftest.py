@@ -43,3 +43,29 @@ def cifar_dir(tmp_path):
     from data_writers import write_cifar10
 
     return write_cifar10(tmp_path / "cifar-10-batches-py")
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory):
+    """One run of each task, trained for one batch on tiny synthetic data in its true format: for the commands that
+    take a checkpoint. ``{"classify": run folder, "detect": …, "sequence": …, "data": {task: data path}}``."""
+    from backbonekit.cli import main
+    from backbonekit.detection.synth import synthesize_shapes
+    from backbonekit.sequence.synth import synthesize_seqdeepfake
+    from data_writers import write_image_folder
+
+    root = tmp_path_factory.mktemp("tiny_runs")
+    data = {"classify": write_image_folder(root / "folder", per_class=4, size=16),
+            "detect": root / "shapes", "sequence": root / "seqdeepfake"}
+    synthesize_shapes(data["detect"], "coco", num_images=6, seed=0, image_size=(64, 64))
+    synthesize_seqdeepfake(data["sequence"], "facial_components", num_images=12, seed=0, image_size=32)
+    fast = ["--epochs", "1", "--batch-size", "4", "--limit-train-batches", "1", "--limit-val-batches", "1",
+            "--progress", "lines", "--out", str(root / "runs"), "--name", "t"]
+    commands = {"classify": ["--model", "resnet18", "--image-size", "16"],
+                "detect": ["--image-size", "64", "--warmup-epochs", "0"],
+                "sequence": ["--backbone", "resnet18", "--image-size", "32"]}
+    runs = {"data": data}
+    for task, options in commands.items():
+        assert main(["train", task, "--data", str(data[task]), *options, *fast]) == 0
+        runs[task] = root / "runs" / task / "t"
+    return runs

@@ -31,7 +31,14 @@ DESCRIPTION = ("Train, evaluate, run and export CNN backbones (ResNet, Efficient
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
-    """Help that shows every option's default."""
+    """Help that shows every option's default once: not again where the text already says it, nor "None" for an
+    option that has none or "False" for a flag."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text.lower() or any(action.default is v for v in (None, False, argparse.SUPPRESS)):
+            return text
+        return super()._get_help_string(action)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,7 +70,7 @@ def _show_every_default(parser: argparse.ArgumentParser) -> None:
     for p in all_parsers(parser):
         p.formatter_class = _Help
         for action in p._actions:
-            if action.option_strings and action.help is None:
+            if action.option_strings and action.help is None and not any(action.default is v for v in (None, False)):
                 action.help = "(default: %(default)s)"
 
 
@@ -132,9 +139,21 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
             sub = None  # an unknown command: argparse says so below
         if sub is not None:
             argv = argv[:len(words)] + config_tokens(settings, sub, spec) + argv[len(words):]
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the sub-command, with its usage, not by the top-level parser
+        _command_parser(parser, argv).error(f"unrecognized arguments: {' '.join(unknown)}")
     args._explicit = explicit_options(build_parser(), argv)
     return args
+
+
+def _command_parser(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.ArgumentParser:
+    """The (sub-)parser of the command ``argv`` names: ``train classify``, ``data synth shapes``, ``models``."""
+    for word in argv:
+        choices = next((a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        if not choices or word not in choices:
+            break
+        parser = choices[word]
+    return parser
 
 
 def _config_option(argv: list[str]) -> str | None:
@@ -154,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     set_threads(getattr(args, "threads", None))
     try:
+        from backbonekit.training.preflight import check_input_files
+
+        check_input_files(args)
         result = args.func(args)
     except BackbonekitError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import re
 import tempfile
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Callable
 
@@ -53,14 +53,22 @@ def _read_file(path: Path) -> dict:
     try:
         # weights_only: a .pth can carry arbitrary pickled code; we accept tensors and plain containers only.
         return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        if "weights_only" in str(e) or "Unsupported global" in str(e):
-            raise WeightsError(f"{path}: holds Python objects besides tensors, which are not loaded for safety; "
-                               "save `model.state_dict()` (or safetensors) instead") from None
-        raise WeightsError(f"{path}: not a PyTorch weight file ({_first_line(e)})") from None
     except Exception as e:  # noqa: BLE001 - any failure to deserialise means the file is unusable
-        raise WeightsError(f"{path}: cannot read weights, the file is truncated or not a PyTorch file "
-                           f"({_first_line(e)})") from None
+        raise WeightsError(f"{path}: {why_torch_load_failed(path, e)}") from None
+
+
+def why_torch_load_failed(path: Path, e: Exception) -> str:
+    """One line for a file ``torch.load(weights_only=True)`` refused; never torch's advice to unpickle it anyway."""
+    with open(path, "rb") as f:
+        head = f.read(2)
+    # torch has written zip archives since 1.6; older files (some published weights) are pickles, protocol 2.
+    if not zipfile.is_zipfile(path) and head != b"\x80\x02":
+        return "not a PyTorch file (neither a zip archive nor torch's older format): truncated, or another kind of file"
+    text = str(e)
+    if "weights_only" in text or "Unsupported global" in text:
+        return ("holds Python objects besides tensors and plain data, which are never unpickled here: save "
+                "`model.state_dict()` (or safetensors) instead")
+    return f"not a readable PyTorch file ({_first_line(e)})"
 
 
 def _unwrap(obj, prefer_ema: bool, where: str) -> dict:

@@ -125,7 +125,7 @@ def test_bad_checkpoint_file(tmp_path, capsys):
     bad.write_bytes(b"\x00" * 10)
     assert main(["predict", "classify", "--checkpoint", str(bad), str(tmp_path)]) == 2
     line = _error_line(capsys)
-    assert "x.ckpt: not a PyTorch checkpoint" in line and "weights_only" not in line
+    assert "x.ckpt: not a PyTorch file" in line and "weights_only" not in line
 
 
 def test_a_last_training_batch_of_one_is_dropped(tmp_path):

@@ -219,9 +219,9 @@ def bad_checkpoint(kind: str, folder):
 
 
 @pytest.mark.parametrize("kind, message", [
-    ("missing", "no such checkpoint"),
-    ("text", "not a PyTorch checkpoint"),
-    ("objects", "loaded as data only (never unpickled)"),
+    ("missing", "no such file"),
+    ("text", "not a PyTorch file"),
+    ("objects", "which are never unpickled here"),
     ("foreign", "not a `backbonekit train` checkpoint"),
 ])
 def test_bad_checkpoint_is_one_error_line(tmp_path, capsys, kind, message):

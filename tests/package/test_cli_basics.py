@@ -18,7 +18,7 @@ def test_help_shows_every_default(capsys):
         pass
     text = " ".join(capsys.readouterr().out.split())
     assert "--epochs EPOCHS (default: 10)" in text and "--optimizer {sgd,adamw} SGD is Nesterov" in text
-    assert "(default: sgd)" in text
+    assert "(default: adamw)" in text and "(cosine and step) (default: 1.0)" in text
 
 
 def test_a_missing_predictions_path_is_named_as_predictions(tmp_path, capsys):

@@ -137,3 +137,33 @@ def test_scores_are_percent_everywhere_and_say_so(finished_run, capsys):
     out = capsys.readouterr().out
     assert f"top-1 {top1:.2f}%" in out and "top-5" not in out  # 3 classes: top-5 would always be 100%
     assert json.loads((finished_run / "eval" / "metrics.json").read_text())["unit"] == "percent"
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt(), SystemExit(1)], ids=["KeyboardInterrupt", "Lightning exit"])
+def test_a_second_ctrl_c_says_what_was_and_was_not_saved(stop, tmp_path, capsys):
+    # A second Ctrl+C stops at once; inside fit Lightning turns it into sys.exit(1).
+    import argparse
+
+    from backbonekit.training.run_record import start_training
+
+    def args():
+        return argparse.Namespace(resume=None, data="digits", out=str(tmp_path / "runs"), name="r", exist_ok=False,
+                                  epochs=3)
+
+    def train_then_stop(saved_epochs):
+        def train(a):
+            run = tmp_path / "runs" / "classify" / "r"
+            if saved_epochs:
+                (run / "last.ckpt").write_bytes(b"state")
+                (run / "results.csv").write_text("epoch,loss\n" + "".join(f"{e},1\n" for e in range(saved_epochs)))
+            raise stop
+        return train
+
+    assert start_training(args(), "train classify", "classify", train_then_stop(0)) == 130
+    err = capsys.readouterr().err
+    assert "no epoch had finished, so nothing was saved" in err and not (tmp_path / "runs").exists()
+    assert start_training(args(), "train classify", "classify", train_then_stop(2)) == 130
+    err = capsys.readouterr().err
+    run = tmp_path / "runs" / "classify" / "r"
+    assert f"{run / 'last.ckpt'} holds epoch 2; the batches trained since were not saved" in err
+    assert f"backbonekit train classify --resume {run}" in err and (run / "last.ckpt").is_file()

@@ -82,7 +82,8 @@ def detect_format(data: str) -> str:
         return "digits"
     root = Path(data)
     if not root.is_dir():
-        raise DataError(f"{data}: no such folder (expected an ImageFolder tree, a CIFAR-10 folder or 'digits')")
+        what = "a file, not a folder" if root.exists() else "no such folder"
+        raise DataError(f"{data}: {what} (expected an ImageFolder tree, a CIFAR-10 folder or 'digits')")
     return "cifar10" if _cifar_root(root) is not None else "imagefolder"
 
 

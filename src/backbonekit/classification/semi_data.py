@@ -29,7 +29,8 @@ class RawImages(Dataset):
     @classmethod
     def folder(cls, folder: str | Path) -> "RawImages":
         if not Path(folder).is_dir():
-            raise DataError(f"{folder}: no such folder (--unlabeled takes a folder of images or 'digits-rest')")
+            what = "a file, not a folder" if Path(folder).exists() else "no such folder"
+            raise DataError(f"{folder}: {what} (--unlabeled takes a folder of images or 'digits-rest')")
         paths = find_images([folder])
         return cls(lambda i: (load_image(paths[i]), UNKNOWN), len(paths), [UNKNOWN] * len(paths))
 

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 from backbonekit.training.run_args import add_device_argument, add_run_arguments
-from backbonekit.training.train_args import (add_deprecated_arguments, add_input_arguments,
-                                           add_optimization_arguments, add_skip_bad_argument)
+from backbonekit.training.train_args import (add_deprecated_arguments, add_input_arguments, add_optimization_arguments,
+                                             add_skip_bad_argument, non_negative_int, open_fraction, positive_int,
+                                             probability)
 
 DEFAULT_CLASSES = ("Car", "Pedestrian", "Cyclist")  # = kitti.DEFAULT_CLASSES; kept here so --help needs no torch
 
@@ -28,7 +29,7 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--format", choices=("kitti", "coco"), default="kitti")
     p.add_argument("--out", required=True, help="folder to write (KITTI: <out>/training/…; COCO: <out>/images, "
                                                 "<out>/annotations.json)")
-    p.add_argument("--num-images", type=int, default=200)
+    p.add_argument("--num-images", type=positive_int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"),
                    help="default 128 384 for kitti, 256 256 for coco")
@@ -42,13 +43,13 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--checkpoint", required=True, help="best.ckpt, last.ckpt or best.safetensors of a run")
     p.add_argument("paths", nargs="+", metavar="PATH", help="images or folders of images")
     p.add_argument("--out", default="predictions", help="folder to write into")
-    p.add_argument("--score-threshold", type=float, default=0.3, help="detections kept (drawn and written)")
+    p.add_argument("--score-threshold", type=probability, default=0.3, help="detections kept (drawn and written)")
     p.add_argument("--save", nargs="+", choices=("png", "kitti", "coco"), default=["png", "kitti", "coco"],
                    help="what to write: PNGs with boxes, KITTI result files (16 fields), COCO results JSON")
     p.add_argument("--annotations", nargs="+", metavar="JSON",
                    help="COCO annotation files whose image ids the COCO results use (default: the run's own COCO "
                         "--data and --val-data; images they do not name get their file stem)")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=positive_int, default=8)
     add_skip_bad_argument(p)
     add_device_argument(p)
     p.set_defaults(func=cmd_predict)
@@ -61,7 +62,7 @@ def add_commands(verbs: dict) -> None:
                    help="with --checkpoint: the run's validation data (its --val-data, or its split of --data by "
                         "the recorded ratio and seed) or all images of --data; default: val for the run's own "
                         "data, all for other --data")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--data", help="KITTI root (training/label_2) or COCO annotation JSON (or its folder); with "
                                   "--checkpoint, default: the run's own data from its run.yaml")
     add_image_root_argument(p)
@@ -108,15 +109,16 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         "--pretrained-backbone), batch when fine-tuning pretrained weights")
     p.add_argument("--drop-path-rate", type=float, default=None,
                    help="stochastic depth of the variant's EfficientNet backbone (default effdet's 0.2)")
-    p.add_argument("--precise-bn-images", type=int, default=256,
+    p.add_argument("--precise-bn-images", type=non_negative_int, default=256,
                    help="training images that re-estimate the BatchNorm statistics before each validation, in "
                         "batches of --precise-bn-batch (0 keeps the running averages of the training batches)")
-    p.add_argument("--precise-bn-batch", type=int, default=64)
+    p.add_argument("--precise-bn-batch", type=positive_int, default=64)
     p.add_argument("--augment", default="basic", choices=("none", "basic"),
                    help="basic: flip, random scale and crop, colour jitter (box-aware, transforms.v2)")
     p.add_argument("--scale-min", type=float, default=0.5, help="random scale range of the augmentation")
     p.add_argument("--scale-max", type=float, default=1.5)
-    p.add_argument("--val-ratio", type=float, default=0.2, help="held-out share when there is no separate val data")
+    p.add_argument("--val-ratio", type=open_fraction, default=0.2,
+                   help="held-out share when there is no separate val data")
     add_run_arguments(p, batch_size=8)
 
 
@@ -170,6 +172,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         raise DataError(f"--predictions {predictions}: no such file or folder (a folder of KITTI result files or a "
                         "COCO results JSON)")
+    _check_formats_match(predictions, args.data)
     if predictions.is_dir():
         from backbonekit.detection.evaluate_kitti import evaluate_kitti_folders
 
@@ -189,6 +192,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"metrics written to {out}")
     return 0
+
+
+def _check_formats_match(predictions: Path, data: str) -> None:
+    """KITTI result files score against KITTI labels, a COCO results JSON against COCO annotations."""
+    from backbonekit.detection.data import data_format
+    from backbonekit.errors import ConfigError
+
+    truth = data_format(data)
+    given = "kitti" if predictions.is_dir() else "coco"
+    if given != truth:
+        what = {"kitti": "a folder of KITTI result files", "coco": "a COCO results JSON"}
+        raise ConfigError(f"--predictions {predictions} is {what[given]} but --data {data} is {truth.upper()} data: "
+                          f"give {what[truth]}")
 
 
 def cmd_eval_checkpoint(args: argparse.Namespace) -> int:

@@ -45,7 +45,8 @@ def data_format(data: str | Path) -> str:
     if path.is_dir():
         resolve_kitti_root(path)  # raises with what a KITTI folder must hold
         return "kitti"
-    raise DataError(f"{path}: no such data set (give a KITTI folder with training/image_2 and training/label_2, "
+    what = "a file that is not a COCO annotation JSON" if path.exists() else "no such data set"
+    raise DataError(f"{path}: {what} (give a KITTI folder with training/image_2 and training/label_2, "
                     "a COCO annotation JSON, or a COCO root with annotations/instances_train*.json)")
 
 

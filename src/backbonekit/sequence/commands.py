@@ -5,8 +5,8 @@ import argparse
 
 from backbonekit.sequence.subsets import SUBSETS
 from backbonekit.training.run_args import add_device_argument, add_run_arguments
-from backbonekit.training.train_args import (add_deprecated_arguments, add_input_arguments,
-                                           add_optimization_arguments, add_skip_bad_argument)
+from backbonekit.training.train_args import (add_deprecated_arguments, add_input_arguments, add_optimization_arguments,
+                                             add_skip_bad_argument, positive_int)
 
 DEFAULT_SUBSET = "facial_components"
 
@@ -39,7 +39,7 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("paths", nargs="*", metavar="PATH", help="images or folders (or use --data)")
     p.add_argument("--data", help="data root: predict an annotated split instead of PATHs")
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument("--csv", help="write predictions in the annotation format (file_path,label)")
     p.add_argument("--grid", help="draw images with predicted (and true) sequences to this PNG")
     add_skip_bad_argument(p)
@@ -49,7 +49,7 @@ def add_commands(verbs: dict) -> None:
     p = synth_parsers(verbs).add_parser("seqdeepfake", help="SeqDeepFake layout with ordered, learnable edits")
     p.add_argument("--out", required=True, help="data root to write (<out>/<subset>/annotations, images)")
     p.add_argument("--subset", default="facial_components", choices=tuple(SUBSETS))
-    p.add_argument("--num-images", type=int, default=600)
+    p.add_argument("--num-images", type=positive_int, default=600)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--image-size", type=int, default=128)
     p.set_defaults(func=cmd_synth)
@@ -64,7 +64,7 @@ def add_commands(verbs: dict) -> None:
                    help="default: the run's (with --checkpoint), else facial_components")
     p.add_argument("--split", default=None, choices=("train", "val", "test"),
                    help="default: val (the run's validation data) with --checkpoint, test with --predictions")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=positive_int, default=32)
     add_skip_bad_argument(p)
     add_deprecated_arguments(p, "skip-missing")
     p.add_argument("--out", help="write metrics JSON here")
@@ -111,7 +111,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from backbonekit.sequence.evaluate import evaluate_checkpoint, format_report, score_predictions, write_metrics
+    from backbonekit.sequence.evaluate import evaluate_task, format_report, score_predictions, write_metrics
 
     if args.predictions:
         if args.data is None:
@@ -120,13 +120,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
             raise ConfigError("--predictions needs --data (the annotations to score them against)")
         result = score_predictions(args.predictions, args.data, args.subset or DEFAULT_SUBSET, args.split or "test")
     else:
+        from backbonekit.training.inference import load_for_inference
         from backbonekit.training.run_record import eval_source
+        from backbonekit.training.task_spec import get_task
 
+        # loaded first: an unreadable file or another task's checkpoint is said before a missing run record
+        task, device = load_for_inference(args.checkpoint, get_task("sequence"), args.device)
         source = eval_source(args.checkpoint, args.data, subset=args.subset)
         subset, split = source["subset"] or DEFAULT_SUBSET, args.split or "val"
         print(f"scoring {source['what']}: {source['data']}, subset {subset}, split {split}")
-        result = evaluate_checkpoint(args.checkpoint, source["data"], subset, split,
-                                     batch_size=args.batch_size, skip_missing=args.skip_bad_images, device=args.device)
+        result = evaluate_task(task, source["data"], subset, split, batch_size=args.batch_size,
+                               skip_missing=args.skip_bad_images, device=device)
+        result["checkpoint"] = str(args.checkpoint)
     print(format_report(result))
     if args.out:
         print(f"metrics written to {write_metrics(result, args.out)}")

@@ -67,8 +67,10 @@ def read_annotations(csv_path: str | Path, kind: str = "annotation") -> list[tup
                     rows.append((row["file_path"].strip(), parse_label(row["label"]), line))
                 except (ValueError, AttributeError) as e:
                     raise DataError(f"{csv_path} line {line}: {e}") from None
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         raise DataError(f"{csv_path}: no such {kind} file") from None
+    except IsADirectoryError:
+        raise DataError(f"{csv_path}: a folder, not a CSV {kind} file (file_path,label)") from None
     except (UnicodeDecodeError, csv.Error) as e:
         raise DataError(f"{csv_path}: not a readable CSV ({e})") from None
     return rows
@@ -96,6 +98,10 @@ class SeqDeepFakeDataset(Dataset):
             raise DataError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
         edit_names(subset)  # raises on an unknown subset
         self.root, self.subset, self.split = Path(root), subset, split
+        if not self.root.is_dir():
+            what = "a file" if self.root.exists() else "no such folder"
+            raise DataError(f"{self.root}: {what}, not a SeqDeepFake data root (one holding "
+                            f"{subset}/annotations/{split}.csv)")
         self.csv_path = self.root / subset / "annotations" / f"{split}.csv"
         self.transform = transform or build_transform(image_size, train=split == "train")
         self.samples: list[tuple[Path, list[int], int]] = []

@@ -24,6 +24,9 @@ def score_predictions(predictions: str | Path, root: str | Path, subset: str, sp
     prediction); both are reported, neither is scored.
     """
     edit_names(subset)
+    if not Path(root).is_dir():
+        raise DataError(f"--data {root}: {'a file' if Path(root).exists() else 'no such folder'}, not a SeqDeepFake "
+                        f"data root (one holding {subset}/annotations/{split}.csv)")
     truth = {_key(f): label for f, label, _ in read_annotations(Path(root) / subset / "annotations" / f"{split}.csv")}
     seen: dict[str, int] = {}
     preds, labels, unmatched = [], [], []
@@ -87,18 +90,6 @@ def write_metrics(result: dict, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2))
     return path
-
-
-def evaluate_checkpoint(checkpoint: str | Path, root: str | Path, subset: str, split: str = "test", *,
-                        batch_size: int = 32, skip_missing: bool = False, device: str | None = None) -> dict:
-    """Greedy-decode a split with a trained model and score it (same metric code as training)."""
-    from backbonekit.training.inference import load_for_inference
-    from backbonekit.training.task_spec import get_task
-
-    task, device = load_for_inference(checkpoint, get_task("sequence"), device)
-    result = evaluate_task(task, root, subset, split, batch_size=batch_size, skip_missing=skip_missing, device=device)
-    result["checkpoint"] = str(checkpoint)
-    return result
 
 
 def evaluate_task(task, root: str | Path, subset: str, split: str = "test", *, batch_size: int = 32,

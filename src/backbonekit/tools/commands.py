@@ -5,6 +5,8 @@ import argparse
 import fnmatch
 import json
 
+from backbonekit.training.train_args import positive_int
+
 
 def bench_precision(value: str) -> str:
     from backbonekit.training.train_args import precision
@@ -23,12 +25,12 @@ def add_commands(verbs: dict) -> None:
 
     p = top.add_parser("summary", help="per-layer table, parameters, FLOPs and memory of a model")
     p.add_argument("model")
-    p.add_argument("--image-size", nargs="+", type=int, metavar=("H", "W"),
+    p.add_argument("--image-size", nargs="+", type=positive_int, metavar=("H", "W"),
                    help="input height and width (one number: square; default: the model's resolution)")
-    p.add_argument("--num-classes", type=int, default=None,
+    p.add_argument("--num-classes", type=positive_int, default=None,
                    help="classes of the model's head; none given: the model as `backbonekit models` lists it "
                         "(1000 ImageNet classes, a detector's 90 COCO classes)")
-    p.add_argument("--max-rows", type=int, default=None, help="show only the first N layers")
+    p.add_argument("--max-rows", type=positive_int, default=None, help="show only the first N layers")
     p.add_argument("--json", action="store_true", help="print the totals as JSON")
     p.set_defaults(func=cmd_summary)
 
@@ -39,17 +41,17 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("model")
     p.add_argument("--vs", default=None, help="torchvision or timm (classifiers; default torchvision), effdet "
                                               "(detectors; the default for them)")
-    p.add_argument("--batch-size", type=int, default=None, help="default 8 (classifiers), 1 (detectors)")
-    p.add_argument("--image-size", type=int, default=None,
+    p.add_argument("--batch-size", type=positive_int, default=None, help="default 8 (classifiers), 1 (detectors)")
+    p.add_argument("--image-size", type=positive_int, default=None,
                    help="default 224 (classifiers), the detector's resolution (efficientdet_d0: 512)")
     p.add_argument("--train", action="store_true", help="time a full train step instead of inference")
     p.add_argument("--channels-last", action="store_true", help="both models and the input in channels-last")
     p.add_argument("--precision", default="fp32", type=bench_precision,
                    help="fp32 (32) or bf16 (bf16-mixed): the same spellings as train")
     p.add_argument("--fuse", action="store_true", help="fold BatchNorm into convs (ours only: a feature we offer)")
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--iters", type=int, default=3, help="steps per round")
+    p.add_argument("--threads", type=positive_int, default=None)
+    p.add_argument("--rounds", type=positive_int, default=5)
+    p.add_argument("--iters", type=positive_int, default=3, help="steps per round")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
 

@@ -9,6 +9,8 @@ import argparse
 import importlib.util
 from pathlib import Path
 
+from backbonekit.training.train_args import positive_int
+
 FORMATS = ("onnx",)
 VERIFY_IMAGES = 3  # not the export's example batch of 2: the check also shows the batch axis is dynamic
 TASK_OPTIONS = ("score_threshold", "max_detections")  # flags of some tasks' exports (TaskSpec.export_options)
@@ -24,7 +26,7 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--input-dtype", default="uint8", help="uint8 (0–255) or float32 (0–1) images")
     p.add_argument("--score-threshold", type=float, default=None,
                    help="detector: detections kept, frozen into the graph (default: the checkpoint's, 0.001)")
-    p.add_argument("--max-detections", type=int, default=None,
+    p.add_argument("--max-detections", type=positive_int, default=None,
                    help="detector: output slots per image (default: the checkpoint's, 100)")
     p.add_argument("--no-verify", action="store_true", help="skip the onnxruntime check")
     p.set_defaults(func=cmd_export)
@@ -33,12 +35,17 @@ def add_commands(verbs: dict) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     from backbonekit.errors import ConfigError
     from backbonekit.io.onnx_export import DEFAULT_OPSET
+    from backbonekit.io.output import output_folder
     from backbonekit.tasks import all_tasks, load_trained
 
     if args.format not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {args.format!r}")
     checkpoint = Path(args.checkpoint)
     out = Path(args.out) if args.out else checkpoint.with_suffix(".onnx")
+    if out.is_dir():
+        example = out / checkpoint.with_suffix(".onnx").name
+        raise ConfigError(f"--out {out}: a folder; give the file to write (e.g. {example})")
+    output_folder(out.parent, "--out", create=False)  # a file where a folder should be, before the model is loaded
     opset = DEFAULT_OPSET if args.opset is None else args.opset
     kind, trained = load_trained(checkpoint, fuse=True)  # BatchNorm folded into the graph
     spec = all_tasks()[kind]

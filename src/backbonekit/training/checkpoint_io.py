@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import zipfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
@@ -20,6 +19,7 @@ from lightning.fabric.utilities.apply_func import apply_to_collection
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from backbonekit.errors import WeightsError
+from backbonekit.weights import why_torch_load_failed
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
@@ -62,19 +62,7 @@ def load_checkpoint_file(path: str | os.PathLike, map_location: Any = "cpu") -> 
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - any failure to deserialise means the file is unusable
-        raise WeightsError(f"{path}: {_why_unreadable(path, e)}") from None
-
-
-def _why_unreadable(path: Path, e: Exception) -> str:
-    """One line for a file torch.load refused; never torch's advice to unpickle arbitrary objects."""
-    if not zipfile.is_zipfile(path):  # every checkpoint torch has written since 1.6 is a zip archive
-        return "not a PyTorch checkpoint (no zip archive: truncated, or another kind of file)"
-    text = str(e)
-    if "Weights only load failed" in text or "weights_only" in text:
-        return ("holds Python objects besides tensors and plain data: checkpoints are loaded as data only "
-                "(never unpickled), so this file cannot be used")
-    first = text.strip().splitlines()[0][:200] if text.strip() else type(e).__name__
-    return f"not a readable PyTorch checkpoint ({first})"
+        raise WeightsError(f"{path}: {why_torch_load_failed(path, e)}") from None
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -11,12 +11,30 @@ from backbonekit.errors import ConfigError
 from backbonekit.io.output import output_folder
 from backbonekit.training.train_args import check_image_size
 
-# Start files a run reads: a missing one is reported now, not after minutes of batch-size trials.
-INPUT_FILES = ("pretrained", "pretrained_backbone", "teacher")
+# Files a command reads: a missing one is reported now, not after minutes of batch-size trials.
+INPUT_FILES = ("checkpoint", "pretrained", "pretrained_backbone", "teacher")
+RUN_FILES = ("best.ckpt", "last.ckpt", "best.safetensors")
+
+
 def check_train_settings(args: argparse.Namespace, command: str) -> None:
     _check_numbers(args)
     _check_paths(args)
     _check_devices(args)
+
+
+def check_input_files(args: argparse.Namespace) -> None:
+    """Every command: each file option (``--checkpoint``, ``--pretrained``, …) names an existing file."""
+    for name in INPUT_FILES:
+        value = getattr(args, name, None)
+        if value and not Path(value).is_file():
+            raise ConfigError(f"--{name.replace('_', '-')} {value}: {_not_a_file(Path(value))}")
+
+
+def _not_a_file(path: Path) -> str:
+    if not path.is_dir():
+        return "no such file"
+    inside = next((path / name for name in RUN_FILES if (path / name).is_file()), None)
+    return "a folder, not a file" + (f" (a run folder: give {inside})" if inside else "")
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
@@ -42,11 +60,10 @@ def _check_numbers(args: argparse.Namespace) -> None:
 
 def _check_paths(args: argparse.Namespace) -> None:
     output_folder(getattr(args, "out", "runs"), create=False)
-    for name in INPUT_FILES:
-        value = getattr(args, name, None)
-        if value and not Path(value).is_file():
-            what = "a folder, not a weights file" if Path(value).is_dir() else "no such file"
-            raise ConfigError(f"--{name.replace('_', '-')} {value}: {what}")
+    check_input_files(args)
+    ratio = getattr(args, "val_ratio", None)
+    if ratio is not None and not 0 < ratio < 1:
+        raise ConfigError(f"--val-ratio must lie strictly between 0 and 1, got {ratio}")
 
 
 def _check_devices(args: argparse.Namespace) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from backbonekit.training.train_args import precision
+from backbonekit.training.train_args import non_negative_int, positive_int, precision
 
 
 def add_run_arguments(p: argparse.ArgumentParser, batch_size: int = 32) -> None:
@@ -19,8 +19,8 @@ def add_run_arguments(p: argparse.ArgumentParser, batch_size: int = 32) -> None:
     p.add_argument("--accelerator", default="auto", help="cpu, gpu, auto")
     p.add_argument("--strategy", default="auto", help="auto, ddp, ddp_spawn, …")
     p.add_argument("--num-nodes", type=int, default=1)
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--workers", type=non_negative_int, default=0, help="DataLoader worker processes")
+    p.add_argument("--threads", type=positive_int, default=None,
                    help="CPU threads for torch (default: one per core); idle threads sleep rather than spin")
     p.add_argument("--deterministic", action="store_true")
     p.add_argument("--compile", action="store_true",

@@ -213,15 +213,31 @@ def start_training(args: argparse.Namespace, command: str, task_folder: str,
     os.environ[ENV_RUN_DIR] = str(run_dir)
     try:
         return train(args)
-    except BaseException:
-        if created and not (run_dir / "last.ckpt").exists():
+    except BaseException as e:
+        removed = created and not (run_dir / "last.ckpt").exists()
+        if removed:
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing to resume: leave nothing behind
             for parent in new_parents:  # innermost first; only folders this command made, and only if empty
                 if parent.is_dir() and not any(parent.iterdir()):
                     parent.rmdir()
+        # Lightning answers a KeyboardInterrupt inside fit (a second Ctrl+C) with sys.exit(1).
+        if isinstance(e, KeyboardInterrupt) or (isinstance(e, SystemExit) and e.code == 1):
+            print(interrupted_at_once(run_dir, command, removed), file=sys.stderr)
+            return 130
         raise
     finally:
         os.environ.pop(ENV_RUN_DIR, None)
+
+
+def interrupted_at_once(run_dir: Path, command: str, removed: bool) -> str:
+    """What a run stopped without its own save (a second Ctrl+C) kept, and what it lost."""
+    if removed:
+        return f"stopped at once: no epoch had finished, so nothing was saved and {run_dir} was removed"
+    results = run_dir / "results.csv"
+    epochs = max(0, len(results.read_text().splitlines()) - 1) if results.is_file() else None
+    kept = f"epoch {epochs}" if epochs else "the last save"
+    return (f"stopped at once: {run_dir / 'last.ckpt'} holds {kept}; the batches trained since were not saved. "
+            f"Continue with: backbonekit {command} --resume {run_dir}")
 
 
 def _resume_folder(resume: str) -> Path:

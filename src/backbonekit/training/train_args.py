@@ -57,6 +57,23 @@ def add_optimization_arguments(p: argparse.ArgumentParser, *, optimizer: str, lr
                    help="keep the backbone's BatchNorm statistics and affine weights as loaded (small batches)")
 
 
+def _number_type(kind, test, rule: str, name: str):
+    """An argparse ``type`` that also checks the range, so a bad value is the sub-command's usage and one line."""
+    def convert(text: str):
+        value = kind(text)  # a ValueError here: argparse says "invalid <name> value"
+        if not test(value):
+            raise argparse.ArgumentTypeError(f"must be {rule}, got {text}")
+        return value
+    convert.__name__ = name
+    return convert
+
+
+positive_int = _number_type(int, lambda v: v >= 1, "at least 1", "integer")
+non_negative_int = _number_type(int, lambda v: v >= 0, "at least 0", "integer")
+probability = _number_type(float, lambda v: 0 <= v <= 1, "between 0 and 1", "number")
+open_fraction = _number_type(float, lambda v: 0 < v < 1, "strictly between 0 and 1", "number")
+
+
 def add_skip_bad_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip-bad-images", action="store_true",
                    help="leave out images that are missing or unreadable (each named on stderr) instead of stopping")
