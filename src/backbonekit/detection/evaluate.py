@@ -17,7 +17,7 @@ from backbonekit.detection.coco import CocoDetection, read_json
 from backbonekit.detection.evaluate_coco import coco_in_percent, detections_to_coco_results, evaluate_coco
 from backbonekit.detection.evaluate_kitti import evaluate_kitti
 from backbonekit.detection.kitti import KittiDetection, detections_to_kitti, write_kitti_file
-from backbonekit.detection.plots import draw_detections, plot_pr_curves, save_detection_grid
+from backbonekit.detection.plots import MIN_DRAWN_SIDE, draw_detections, plot_pr_curves, save_detection_grid
 from backbonekit.detection.task import DetectionTask
 from backbonekit.detection.transforms import collate, unletterbox_boxes
 
@@ -29,14 +29,26 @@ def run_detector(task: DetectionTask, dataset, batch_size: int = 8, keep_images:
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=workers)
     detections, drawn = [], []
     device = next(task.parameters()).device
+    names = image_names(dataset)
     for images, targets in loader:
         for det, target, image in zip(task.detect(images.to(device)), targets, images):
             if len(drawn) < keep_images:
-                drawn.append(draw_detections(image, det, task.cfg.class_names, target))
+                title = names[len(detections)] if len(detections) < len(names) else None
+                drawn.append(draw_detections(image, det, task.cfg.class_names, target, title=title,
+                                             min_side=MIN_DRAWN_SIDE))
             det = {k: v.cpu() for k, v in det.items()}
             det["boxes"] = unletterbox_boxes(det["boxes"], target["letterbox"])
             detections.append(det)
     return detections, drawn
+
+
+def image_names(dataset) -> list[str]:
+    """The file name of each image of ``dataset``, in order, for the drawings ([] for a data set of another kind)."""
+    if isinstance(dataset, CocoDetection):
+        return [Path(img["file_name"]).name for img in dataset.images]
+    if isinstance(dataset, KittiDetection):
+        return [record.image.name for record in dataset.records]
+    return []
 
 
 def coco_ground_truth(dataset) -> tuple[dict, list, list[int]]:

@@ -48,11 +48,20 @@ def plot_results(csv_path: Path, out_path: Path) -> Path | None:
 
 def plot_confusion_matrix(matrix, class_names: Sequence[str], out_path: Path, title: str = "confusion matrix") -> Path:
     """Rows: true class, columns: predicted; cells normalised per true class, with counts when there is room."""
+    fig = confusion_figure(matrix, class_names, title)
+    fig.savefig(out_path, dpi=110)
+    plt.close(fig)
+    return Path(out_path)
+
+
+def confusion_figure(matrix, class_names: Sequence[str], title: str):
     m = np.asarray(matrix, dtype=float)
     norm = m / np.clip(m.sum(1, keepdims=True), 1, None)
     n = len(class_names)
     size = min(2 + 0.45 * n, 16)
-    fig, ax = plt.subplots(figsize=(size, size))
+    # Wide enough for the title (about 0.1 in a character at 12 pt): a few classes make a small square that would
+    # cut it off. Constrained layout keeps long tick labels inside the figure.
+    fig, ax = plt.subplots(figsize=(max(size, 1 + 0.1 * len(title)), size + 0.5), layout="constrained")
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     ticks = range(n)
     ax.set_xticks(ticks, class_names, rotation=90 if n > 10 else 0, fontsize=8)
@@ -66,7 +75,4 @@ def plot_confusion_matrix(matrix, class_names: Sequence[str], out_path: Path, ti
                 if m[i, j]:
                     ax.text(j, i, int(m[i, j]), ha="center", va="center", fontsize=7,
                             color="white" if norm[i, j] > 0.5 else "black")
-    fig.tight_layout()
-    fig.savefig(out_path, dpi=110)
-    plt.close(fig)
-    return Path(out_path)
+    return fig
