@@ -62,3 +62,11 @@ def test_cli_summary_counts_a_detector_as_models_lists_it(capsys):
     assert json.loads(capsys.readouterr().out)["params"] == listed
     assert main(["summary", "efficientdet_d0", "--image-size", "64", "--num-classes", "3", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["params"] < listed  # a head for 3 classes, when asked for
+
+
+def test_models_table_says_which_model_it_is_measuring(capsys):
+    from backbonekit.cli import main
+
+    assert main(["models", "resnet18", "--table"]) == 0
+    captured = capsys.readouterr()
+    assert "measuring 1/1: resnet18" in captured.err and "measuring" not in captured.out  # the table stays clean

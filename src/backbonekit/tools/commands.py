@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import sys
 
 from backbonekit.training.train_args import positive_int
 
@@ -75,7 +76,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.table:
         from backbonekit.tools.survey import survey_rows
 
-        rows = survey_rows([n for n in names if default_cfg(n)["task"] == "classify"])
+        rows = survey_rows([n for n in names if default_cfg(n)["task"] == "classify"], on_model=_survey_progress)
         table = Table("model", "family", "input", "layers", "params", "GFLOPs", "images/s (b1)", "feature levels")
         for r in rows:
             speed = "—" if r["images_per_s"] is None else f"{r['images_per_s']:.1f}"
@@ -97,6 +98,12 @@ def cmd_models(args: argparse.Namespace) -> int:
                       "×".join(map(str, cfg["input_size"][1:])), " ".join(str(i["num_chs"]) for i in info))
     make_console().print(table)
     return 0
+
+
+def _survey_progress(i: int, n: int, name: str) -> None:
+    # Building, counting and timing every model takes minutes on a CPU: a line per model (stderr, so the table on
+    # stdout stays clean to pipe).
+    print(f"measuring {i}/{n}: {name}", file=sys.stderr, flush=True)
 
 
 def cmd_summary(args: argparse.Namespace) -> int:

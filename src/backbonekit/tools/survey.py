@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import torch
 import torch.nn as nn
@@ -129,13 +129,15 @@ def _spec(item: ModelSpec) -> tuple[str, dict]:
 
 
 def survey_rows(names: Iterable[ModelSpec] | None = None, image_size: int | Sequence[int] | None = None,
-                threads: int | None = None, measure_speed: bool = True) -> list[dict]:
+                threads: int | None = None, measure_speed: bool = True,
+                on_model: Callable[[int, int, str], None] | None = None) -> list[dict]:
     """One dict per model: name, family, input_size (H, W), layers, conv_fc, params, gflops, images_per_s (None
     when not measured), levels ("channels@stride" of every feature level).
 
     names: registered names (default: every classification model), or ``(name, kwargs)`` pairs such as
     ``("resnet50", {"deform_stages": (3, 4)})``; image_size: one size for all instead of each model's default
-    (an int or (H, W)); threads: torch threads while measuring (restored after).
+    (an int or (H, W)); threads: torch threads while measuring (restored after); on_model(i, n, name): called as
+    the i-th of n models starts (a survey of every model takes minutes: the caller shows progress).
     """
     specs = [_spec(n) for n in (names if names is not None else list_models(task="classify"))]
     before = torch.get_num_threads()
@@ -143,7 +145,9 @@ def survey_rows(names: Iterable[ModelSpec] | None = None, image_size: int | Sequ
         torch.set_num_threads(threads)
     rows = []
     try:
-        for name, kwargs in specs:
+        for i, (name, kwargs) in enumerate(specs, 1):
+            if on_model is not None:
+                on_model(i, len(specs), name + "".join(f" {k}={v}" for k, v in kwargs.items()))
             model = create_model(name, **kwargs).eval()
             if image_size is None:
                 h, w = model.pretrained_cfg["input_size"][1:]
