@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from backbonekit.training.run_args import add_device_argument, add_run_arguments
+from backbonekit.training.run_args import add_device_argument, add_run_arguments, add_runtime_argument
 from backbonekit.training.train_args import (add_input_arguments, add_optimization_arguments, add_skip_bad_argument,
                                              non_negative_int, open_fraction, positive_int, probability)
 
@@ -44,6 +44,7 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--out", help="where to write metrics.json (default: eval/ in the checkpoint's run folder)")
     p.add_argument("--compile", action="store_true", help="torch.compile the fused model (pays on large sets)")
     add_device_argument(p)
+    add_runtime_argument(p)
     p.set_defaults(func=cmd_eval)
 
     p = verbs["predict"].add_parser("classify", help="top-k classes for images or folders")
@@ -55,6 +56,7 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--batch-size", type=positive_int, default=32)
     add_skip_bad_argument(p)
     add_device_argument(p)
+    add_runtime_argument(p)
     p.set_defaults(func=cmd_predict)
 
 
@@ -141,7 +143,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from backbonekit.classification.predict import predict_images
 
     for row in predict_images(args.checkpoint, args.paths, top_k=args.top_k, batch_size=args.batch_size,
-                              compile=args.compile, device=args.device, skip_bad_images=args.skip_bad_images):
+                              compile=args.compile, device=args.device, skip_bad_images=args.skip_bad_images,
+                              runtime=args.runtime):
         if args.json:
             print(json.dumps(row), flush=True)
         else:

@@ -3,6 +3,7 @@ centre-cropped as ``predict classify`` does → normalisation (the task's own) �
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -66,3 +67,16 @@ def check_onnx(trained, path: Path, args, make_images) -> bool:
           f"{diff['max_logit_diff']:.2e} (logits up to {diff['max_logit']:.2e}), max |Δprobability| "
           f"{diff['max_probability_diff']:.2e}, same top-1: {diff['same_top1']}")
     return diff["max_probability_diff"] <= SCORE_TOLERANCE
+
+
+class OnnxClassifier:
+    """A classifier's ONNX file in onnxruntime, called as ``predict``/``eval`` call the trained task: images (the
+    file's input contract) → logits, with ``cfg`` from the file's metadata."""
+
+    def __init__(self, runner):
+        self.runner, self.device = runner, torch.device("cpu")
+        meta = runner.metadata
+        self.cfg = SimpleNamespace(class_names=list(meta["class_names"]), image_size=int(meta["input_size"][0]))
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.runner(images)[0])

@@ -8,15 +8,18 @@ from typing import Iterator
 import torch
 
 from backbonekit.classification.data import build_eval_transform
+from backbonekit.errors import ConfigError
 from backbonekit.io.images import find_images, read_in_batches
 from backbonekit.training.inference import load_for_inference
 from backbonekit.training.task_spec import get_task
 
 
 def predict_images(checkpoint: str | Path, paths: list[str], top_k: int = 5, batch_size: int = 32,
-                   compile: bool = False, device: str | None = None,
-                   skip_bad_images: bool = False) -> Iterator[dict]:
-    trained, device = load_for_inference(checkpoint, get_task("classify"), device)
+                   compile: bool = False, device: str | None = None, skip_bad_images: bool = False,
+                   runtime: str = "torch") -> Iterator[dict]:
+    if compile and runtime != "torch":
+        raise ConfigError(f"--compile applies to --runtime torch, not {runtime}")
+    trained, device = load_for_inference(checkpoint, get_task("classify"), device, runtime)
     if compile:
         trained.model.compile()
     names = list(trained.cfg.class_names)

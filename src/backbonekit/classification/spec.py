@@ -30,4 +30,11 @@ def check_export(trained, path, args, make_images) -> bool:
     return check_onnx(trained, path, args, make_images)
 
 
-SPEC = register_task(TaskSpec("classify", __name__, add_commands, task_class, load, export, check_export))
+def onnx_model(runner):
+    from backbonekit.classification.export import OnnxClassifier
+
+    return OnnxClassifier(runner)
+
+
+SPEC = register_task(TaskSpec("classify", __name__, add_commands, task_class, load, export, check_export,
+                              onnx_model=onnx_model))

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from backbonekit.training.run_args import add_device_argument, add_run_arguments
+from backbonekit.training.run_args import add_device_argument, add_run_arguments, add_runtime_argument
 from backbonekit.training.train_args import (add_deprecated_arguments, add_input_arguments, add_optimization_arguments,
                                              add_skip_bad_argument, non_negative_int, open_fraction, positive_int,
                                              probability)
@@ -52,6 +52,7 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--batch-size", type=positive_int, default=8)
     add_skip_bad_argument(p)
     add_device_argument(p)
+    add_runtime_argument(p)
     p.set_defaults(func=cmd_predict)
 
     p = verbs["eval"].add_parser("detect", help="COCO mAP / KITTI AP of a checkpoint or of any detector's results")
@@ -77,6 +78,7 @@ def add_commands(verbs: dict) -> None:
                                  "<name>_metrics.json beside a results JSON); --checkpoint: folder to write "
                                  "(default: eval/ in the checkpoint's run folder)")
     add_device_argument(p)
+    add_runtime_argument(p)
     p.set_defaults(func=cmd_eval)
 
 
@@ -141,7 +143,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     summary = predict_images(args.checkpoint, args.paths, args.out, score_threshold=args.score_threshold,
                              save=args.save, batch_size=args.batch_size, device=args.device,
-                             annotations=args.annotations, skip_bad_images=args.skip_bad_images, on_image=report)
+                             annotations=args.annotations, skip_bad_images=args.skip_bad_images, on_image=report,
+                             runtime=args.runtime)
     for note in summary["notes"]:
         print(f"note: {note}")
     if summary["skipped"]:
@@ -213,7 +216,7 @@ def cmd_eval_checkpoint(args: argparse.Namespace) -> int:
     from backbonekit.training.inference import load_for_inference
     from backbonekit.training.task_spec import get_task
 
-    task, _ = load_for_inference(args.checkpoint, get_task("detect"), args.device)
+    task, _ = load_for_inference(args.checkpoint, get_task("detect"), args.device, args.runtime)
     dataset, what, skipped = _eval_dataset(args, task.cfg)
     report_skipped(skipped)
     print(f"scoring {what}")

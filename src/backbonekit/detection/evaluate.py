@@ -28,7 +28,7 @@ def run_detector(task: DetectionTask, dataset, batch_size: int = 8, keep_images:
     the first ``keep_images`` letterboxed images drawn with true and predicted boxes."""
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=workers)
     detections, drawn = [], []
-    device = next(task.parameters()).device
+    device = task.device  # the LightningModule's, or an ONNX runtime's (the CPU)
     names = image_names(dataset)
     for images, targets in loader:
         for det, target, image in zip(task.detect(images.to(device)), targets, images):

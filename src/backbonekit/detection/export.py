@@ -33,6 +33,7 @@ checking the file needs ``onnxruntime``.
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -168,7 +169,7 @@ def detector_metadata(task, wrapper: "DetectorForExport", input_dtype: str) -> d
                          input_dtype, f"letterbox to {height}x{width}: resize keeping the aspect ratio, pad right "
                          "and bottom with 0; boxes come out in these input pixels",
                          score_threshold=wrapper.score_threshold, iou_threshold=wrapper.iou_threshold,
-                         max_detections=wrapper.max_detections)
+                         max_detections=wrapper.max_detections, category_ids=list(task.cfg.category_ids))
 
 
 def unpad(outputs: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
@@ -264,3 +265,29 @@ def check_onnx(task, path: Path, args, make_images) -> bool:
 
 def detections_agree(diff: dict, box_tolerance: float) -> bool:
     return diff["matched"] and diff["max_box_diff"] <= box_tolerance and diff["max_score_diff"] <= SCORE_TOLERANCE
+
+
+class OnnxDetector:
+    """A detector's ONNX file in onnxruntime, used as ``predict detect`` uses the trained task: ``detect(images,
+    score_threshold)`` → per image boxes, scores, labels (the graph keeps scores above the threshold frozen into it;
+    a higher one is applied here, a lower one cannot be)."""
+
+    def __init__(self, runner):
+        self.runner, self.device = runner, torch.device("cpu")
+        meta = runner.metadata
+        self.frozen_threshold = float(meta["score_threshold"])
+        self.cfg = SimpleNamespace(class_names=list(meta["class_names"]), image_size=list(meta["input_size"]),
+                                   category_ids=list(meta.get("category_ids") or []))
+
+    def detect(self, images: torch.Tensor, score_threshold: float | None = None) -> list[dict]:
+        threshold = self.frozen_threshold if score_threshold is None else score_threshold
+        if threshold < self.frozen_threshold:
+            raise ConfigError(f"{self.runner.path} keeps detections scored above {self.frozen_threshold:g} only: give "
+                              f"--score-threshold {self.frozen_threshold:g} or more, or export with a lower one")
+        detections = []
+        for det in unpad(self.runner(images)):
+            keep = det["scores"] > threshold  # as DetectionTask.detect drops scores at or below it
+            detections.append({"boxes": torch.from_numpy(det["boxes"][keep]),
+                               "scores": torch.from_numpy(det["scores"][keep]),
+                               "labels": torch.from_numpy(det["labels"][keep]).long()})
+        return detections

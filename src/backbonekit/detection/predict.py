@@ -38,11 +38,11 @@ from backbonekit.training.task_spec import get_task
 def predict_images(checkpoint: str | Path, paths: list[str], out: str | Path, score_threshold: float = 0.3,
                    save=("png", "kitti", "coco"), batch_size: int = 8, device: str | None = None, *,
                    annotations: list[str | Path] | None = None, skip_bad_images: bool = False,
-                   on_image: Callable[[dict], None] | None = None) -> dict:
+                   on_image: Callable[[dict], None] | None = None, runtime: str = "torch") -> dict:
     """Detect, write and report (``on_image(row)``) every image; ``annotations=None`` takes COCO image ids from the
     run's own COCO data, ``[]`` from the file stems."""
     out = output_folder(out)  # a file there is refused before the model is loaded
-    task, device = load_for_inference(checkpoint, get_task("detect"), device)
+    task, device = load_for_inference(checkpoint, get_task("detect"), device, runtime)
     if annotations is None:
         annotations = recorded_coco_files(checkpoint)
     writer = ResultWriter(out, save, task.cfg, CocoImageIds(annotations) if annotations else None)
@@ -88,7 +88,7 @@ class ResultWriter:
     def add(self, path: Path, image: torch.Tensor, det: dict, score_threshold: float) -> dict:
         self.count += 1
         if "png" in self.save:
-            drawn = draw_detections(image, det, self.names, score_threshold=score_threshold)
+            drawn = draw_detections(image, det, self.names, score_threshold=score_threshold, title=path.name)
             Image.fromarray(drawn.permute(1, 2, 0).numpy()).save(self.out / f"{path.stem}.png")
         if "kitti" in self.save:
             write_kitti_file(self.out / "kitti" / f"{path.stem}.txt",

@@ -31,5 +31,12 @@ def check_export(trained, path, args, make_images) -> bool:
     return check_onnx(trained, path, args, make_images)
 
 
+def onnx_model(runner):
+    from backbonekit.detection.export import OnnxDetector
+
+    return OnnxDetector(runner)
+
+
 SPEC = register_task(TaskSpec("detect", __name__, add_commands, task_class, load, export, check_export,
-                              export_options=("score_threshold", "max_detections")))
+                              export_options=("score_threshold", "max_detections"),
+                              onnx_model=onnx_model))

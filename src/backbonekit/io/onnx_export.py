@@ -159,10 +159,29 @@ def require(*modules: str) -> None:
 
 def run_onnx(path: str | Path, images: torch.Tensor) -> list[np.ndarray]:
     """The ONNX file's outputs for ``images`` on onnxruntime's CPU provider."""
-    require("onnxruntime")
-    import onnxruntime
+    return OnnxRunner(path)(images)
 
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()  # as many threads as PyTorch is allowed, no more
-    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return session.run(None, {"images": images.numpy()})
+
+class OnnxRunner:
+    """An ONNX file of ours on onnxruntime's CPU provider, with its metadata: called with images in the file's input
+    contract (uint8 0–255 are converted for a float32 file) → the graph's outputs as numpy arrays."""
+
+    def __init__(self, path: str | Path):
+        require("onnxruntime")
+        import onnxruntime
+
+        self.path = Path(path)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()  # as many threads as PyTorch is allowed, no more
+        try:
+            self.metadata = read_metadata(self.path)
+            self.session = onnxruntime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # noqa: BLE001 - protobuf and onnxruntime raise their own kinds for a bad file
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise ConfigError(f"{self.path}: not a readable ONNX file ({first})") from None
+        self.input_dtype = self.metadata.get("input", {}).get("dtype", "uint8")
+
+    def __call__(self, images: torch.Tensor) -> list[np.ndarray]:
+        if self.input_dtype == "float32" and images.dtype == torch.uint8:
+            images = images.float() / 255
+        return self.session.run(None, {"images": images.detach().cpu().contiguous().numpy()})

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from backbonekit.sequence.subsets import SUBSETS
-from backbonekit.training.run_args import add_device_argument, add_run_arguments
+from backbonekit.training.run_args import add_device_argument, add_run_arguments, add_runtime_argument
 from backbonekit.training.train_args import (add_deprecated_arguments, add_input_arguments, add_optimization_arguments,
                                              add_skip_bad_argument, positive_int)
 
@@ -44,6 +44,7 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--grid", help="draw images with predicted (and true) sequences to this PNG")
     add_skip_bad_argument(p)
     add_device_argument(p)
+    add_runtime_argument(p)
     p.set_defaults(func=cmd_predict)
 
     p = synth_parsers(verbs).add_parser("seqdeepfake", help="SeqDeepFake layout with ordered, learnable edits")
@@ -69,6 +70,7 @@ def add_commands(verbs: dict) -> None:
     add_deprecated_arguments(p, "skip-missing")
     p.add_argument("--out", help="write metrics JSON here")
     add_device_argument(p)
+    add_runtime_argument(p)
     p.set_defaults(func=cmd_eval)
 
 
@@ -93,7 +95,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     rows = predict_sequences(args.checkpoint, args.paths, data=args.data, split=args.split,
                              batch_size=args.batch_size, device=args.device, skip_bad_images=args.skip_bad_images,
-                             on_row=report)
+                             on_row=report, runtime=args.runtime)
     if args.csv:
         print(f"predictions written to {write_csv(rows, args.csv)}")
     if args.grid:
@@ -125,7 +127,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from backbonekit.training.task_spec import get_task
 
         # loaded first: an unreadable file or another task's checkpoint is said before a missing run record
-        task, device = load_for_inference(args.checkpoint, get_task("sequence"), args.device)
+        task, device = load_for_inference(args.checkpoint, get_task("sequence"), args.device, args.runtime)
         source = eval_source(args.checkpoint, args.data, subset=args.subset)
         subset, split = source["subset"] or DEFAULT_SUBSET, args.split or "val"
         print(f"scoring {source['what']}: {source['data']}, subset {subset}, split {split}")

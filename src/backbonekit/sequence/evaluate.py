@@ -101,7 +101,8 @@ def evaluate_task(task, root: str | Path, subset: str, split: str = "test", *, b
     from backbonekit.training.inference import pick_device
 
     device = pick_device(device)
-    task.to(device)
+    if isinstance(task, torch.nn.Module):  # not an ONNX runtime's model
+        task.to(device)
     ds = SeqDeepFakeDataset(root, subset, split, transform=build_transform(task.cfg.image_size, train=False),
                             skip_missing=skip_missing)
     ds.report_skipped()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -34,7 +35,7 @@ def export_sequence_onnx(task, path: str | Path, opset: int = DEFAULT_OPSET, inp
     # class_names: the edit of each label id (0: no edit, after the sequence ends).
     metadata = file_metadata("sequence", task.model.model_name, edit_names(task.cfg.subset), (size, size),
                              task.normalize, input_dtype, f"resize to {size}x{size} (no crop)",
-                             subset=task.cfg.subset)
+                             subset=task.cfg.subset, backbone=task.cfg.backbone)
     return export_module(SequenceForExport(task).eval(), example_images(2, (size, size), input_dtype), path, opset,
                          SEQUENCE_OUTPUTS, metadata=metadata)
 
@@ -55,3 +56,16 @@ def check_onnx(task, path: Path, args, make_images) -> bool:
     print(f"onnxruntime vs PyTorch on {diff['rows']} synthetic images: identical edit sequences for "
           f"{diff['rows_equal']}/{diff['rows']}")
     return diff["same_labels"]
+
+
+class OnnxSequence:
+    """A sequence model's ONNX file in onnxruntime, called like the trained task: images → (B, 5) edit labels."""
+
+    def __init__(self, runner):
+        self.runner, self.device = runner, torch.device("cpu")
+        meta = runner.metadata
+        self.cfg = SimpleNamespace(subset=meta["subset"], image_size=int(meta["input_size"][0]),
+                                   backbone=meta.get("backbone"))
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.runner(images)[0]).long()

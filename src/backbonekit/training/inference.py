@@ -1,8 +1,16 @@
 """The steps ``eval`` and ``predict`` share for every task: the trained file read once and loaded for inference
-(BatchNorm folded, eval mode) on the best device there is, and where an evaluation's figures are written."""
+(BatchNorm folded, eval mode) on the best device there is, or run by another runtime, and where an evaluation's
+figures are written.
+
+Runtimes: ``torch`` (eager PyTorch) or ``onnxruntime``: the checkpoint exported once to ONNX beside it (the file
+``backbonekit export`` writes, reused while it is newer than the checkpoint), or an exported ``.onnx`` file given as
+the checkpoint; class names and input size then come from the file's metadata.
+"""
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -21,12 +29,50 @@ def pick_device(requested: str | None = None) -> torch.device:
     return device
 
 
-def load_for_inference(checkpoint: str | Path, spec: TaskSpec, device: str | None = None):
-    """(the trained task in eval mode with BatchNorm folded, on ``device``; that device)."""
+RUNTIMES = ("torch", "onnxruntime")
+
+
+def load_for_inference(checkpoint: str | Path, spec: TaskSpec, device: str | None = None, runtime: str = "torch"):
+    """(the trained task in eval mode with BatchNorm folded, on ``device``; that device), or with
+    ``runtime="onnxruntime"`` (or an ``.onnx`` checkpoint) the task's ONNX file run by onnxruntime on the CPU."""
     if not Path(checkpoint).is_file():
         raise ConfigError(f"--checkpoint {checkpoint}: no such file")
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"--runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+    if runtime == "onnxruntime" or Path(checkpoint).suffix == ".onnx":
+        if device not in (None, "auto", "cpu"):
+            raise ConfigError(f"--device {device}: onnxruntime runs on the CPU here (use --runtime torch for a GPU)")
+        return load_onnx(checkpoint, spec), torch.device("cpu")
     where = pick_device(device)
     return spec.load(checkpoint, fuse=True).to(where), where
+
+
+def load_onnx(checkpoint: str | Path, spec: TaskSpec):
+    """The task's ONNX file (given, or exported beside the checkpoint) as the task's ``onnx_model``."""
+    from backbonekit.io.onnx_export import OnnxRunner
+
+    if spec.onnx_model is None:
+        raise ConfigError(f"the {spec.name} task has no ONNX runtime")
+    path = Path(checkpoint) if Path(checkpoint).suffix == ".onnx" else exported_beside(Path(checkpoint), spec)
+    runner = OnnxRunner(path)
+    task = runner.metadata.get("backbonekit_task")
+    if task != spec.name:
+        what = f"a {task} model" if task else "not an ONNX file written by `backbonekit export`"
+        raise ConfigError(f"{path}: {what}, not {spec.name}")
+    return spec.onnx_model(runner)
+
+
+def exported_beside(checkpoint: Path, spec: TaskSpec) -> Path:
+    """``<checkpoint stem>.onnx`` beside it, exported now unless the one there is newer than the checkpoint."""
+    from backbonekit.io.onnx_export import DEFAULT_OPSET
+
+    out = checkpoint.with_suffix(".onnx")
+    if out.is_file() and out.stat().st_mtime >= checkpoint.stat().st_mtime:
+        return out
+    print(f"exporting {checkpoint} to {out} for onnxruntime (once: later runs reuse it)", file=sys.stderr, flush=True)
+    options = argparse.Namespace(input_dtype="uint8", score_threshold=None, max_detections=None)
+    spec.export(spec.load(checkpoint, fuse=True), out, DEFAULT_OPSET, options)
+    return out
 
 
 def write_eval(result: dict, checkpoint: str | Path, out: str | Path | None) -> Path:

@@ -63,5 +63,11 @@ def _batches(value: str) -> int | float:
     return int(number) if number >= 1 else number
 
 
+def add_runtime_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--runtime", choices=("torch", "onnxruntime"), default="torch",
+                   help="torch (eager PyTorch) or onnxruntime: the checkpoint exported once to <stem>.onnx beside "
+                        "it (an .onnx file given as --checkpoint runs there too)")
+
+
 def add_device_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (the GPU when there is one), cpu, cuda or cuda:N")

@@ -27,6 +27,7 @@ class TaskSpec:
     export: Callable[..., tuple] | None = None  # (trained, out, opset, args) → (ExportResult, one-line description)
     check_export: Callable[..., bool] | None = None  # (trained, onnx path, args) → outputs agree with PyTorch
     export_options: tuple[str, ...] = ()       # `export` flags only this task takes (others refuse them)
+    onnx_model: Callable[..., Any] | None = None  # (OnnxRunner of its exported file) → used as predict uses `load`
 
 
 _TASKS: dict[str, TaskSpec] = {}
