@@ -38,12 +38,12 @@ class ClassifyConfig:
     class_names: list[str] = field(default_factory=list)
     pretrained: str | None = None
     image_size: int = 224
-    optimizer: str = "sgd"
-    lr: float = 0.1
+    optimizer: str = "adamw"  # the command's defaults (commands.py): they converge on short runs
+    lr: float = 1e-3
     momentum: float = 0.9
-    weight_decay: float = 5e-4
+    weight_decay: float = 0.05
     scheduler: str = "cosine"
-    warmup_epochs: float = 0.0
+    warmup_epochs: float = 1.0
     step_size: int = 30
     lr_steps: list[float] | None = None
     epochs: int = 10
