@@ -1,5 +1,6 @@
-"""`--runtime onnxruntime`: each task's checkpoint exported once beside it and run by onnxruntime gives what eager
-PyTorch gives (within the export's stated tolerance); an exported .onnx file is accepted as --checkpoint."""
+"""`--runtime onnxruntime|openvino`: each task's checkpoint exported once beside it and run by onnxruntime or OpenVINO
+(fp32) gives what eager PyTorch gives (within the export's stated tolerance); an exported .onnx file is accepted as
+--checkpoint; OpenVINO's bf16 is opt-in and its error is measured."""
 import json
 
 import numpy as np
@@ -30,12 +31,13 @@ def test_classifier_in_onnxruntime_gives_eager_probabilities(tiny_runs, capsys):
     assert "exporting" not in capsys.readouterr().err  # the file beside the checkpoint is reused
 
 
-def test_detector_in_onnxruntime_gives_eager_detections(tiny_runs):
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_detector_in_a_runtime_gives_eager_detections(runtime, tiny_runs):
     from backbonekit.detection.export import compare_detections
 
     checkpoint = tiny_runs["detect"] / "best.ckpt"
     eager, _ = load_for_inference(checkpoint, get_task("detect"))
-    onnx, _ = load_for_inference(checkpoint, get_task("detect"), runtime="onnxruntime")
+    onnx, _ = load_for_inference(checkpoint, get_task("detect"), runtime=runtime)
     assert onnx.cfg.category_ids == list(eager.cfg.category_ids) == [1, 2, 3]
     images = _images((64, 64), n=2)
     with torch.inference_mode():
@@ -47,10 +49,11 @@ def test_detector_in_onnxruntime_gives_eager_detections(tiny_runs):
         onnx.detect(images, score_threshold=0.0)
 
 
-def test_sequence_model_in_onnxruntime_gives_eager_labels(tiny_runs):
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_sequence_model_in_a_runtime_gives_eager_labels(runtime, tiny_runs):
     checkpoint = tiny_runs["sequence"] / "best.ckpt"
     eager, _ = load_for_inference(checkpoint, get_task("sequence"))
-    onnx, _ = load_for_inference(checkpoint, get_task("sequence"), runtime="onnxruntime")
+    onnx, _ = load_for_inference(checkpoint, get_task("sequence"), runtime=runtime)
     images = _images((32, 32), n=4)
     with torch.inference_mode():
         assert torch.equal(onnx(images), eager(images))
@@ -92,3 +95,18 @@ def test_eval_in_onnxruntime_scores_as_eager(task, tiny_runs, tmp_path, capsys):
     for k in key:
         eager, onnx = eager[k], onnx[k]
     assert onnx == pytest.approx(eager, abs=0.5), (eager, onnx)
+
+
+def test_openvino_classifier_fp32_by_default_and_bf16_opt_in_with_its_error(tiny_runs, capsys):
+    checkpoint = tiny_runs["classify"] / "best.ckpt"
+    eager, _ = load_for_inference(checkpoint, get_task("classify"))
+    images = _images((16, 16))
+    with torch.inference_mode():
+        expected = eager(images).softmax(-1)
+    fp32, _ = load_for_inference(checkpoint, get_task("classify"), runtime="openvino")
+    assert (fp32(images).softmax(-1) - expected).abs().max() <= 1e-3
+    bf16, _ = load_for_inference(checkpoint, get_task("classify"), runtime="openvino", precision="bf16")
+    assert "OpenVINO bf16: outputs differ from fp32 by up to" in capsys.readouterr().err
+    assert bf16(images).argmax(-1).shape == (3,)
+    with pytest.raises(Exception, match="--precision bf16 applies to --runtime openvino"):
+        load_for_inference(checkpoint, get_task("classify"), runtime="onnxruntime", precision="bf16")

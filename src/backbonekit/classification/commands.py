@@ -144,7 +144,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     for row in predict_images(args.checkpoint, args.paths, top_k=args.top_k, batch_size=args.batch_size,
                               compile=args.compile, device=args.device, skip_bad_images=args.skip_bad_images,
-                              runtime=args.runtime):
+                              runtime=args.runtime, precision=args.precision):
         if args.json:
             print(json.dumps(row), flush=True)
         else:

@@ -16,10 +16,10 @@ from backbonekit.training.task_spec import get_task
 
 def predict_images(checkpoint: str | Path, paths: list[str], top_k: int = 5, batch_size: int = 32,
                    compile: bool = False, device: str | None = None, skip_bad_images: bool = False,
-                   runtime: str = "torch") -> Iterator[dict]:
+                   runtime: str = "torch", precision: str = "fp32") -> Iterator[dict]:
     if compile and runtime != "torch":
         raise ConfigError(f"--compile applies to --runtime torch, not {runtime}")
-    trained, device = load_for_inference(checkpoint, get_task("classify"), device, runtime)
+    trained, device = load_for_inference(checkpoint, get_task("classify"), device, runtime, precision)
     if compile:
         trained.model.compile()
     names = list(trained.cfg.class_names)

@@ -144,7 +144,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     summary = predict_images(args.checkpoint, args.paths, args.out, score_threshold=args.score_threshold,
                              save=args.save, batch_size=args.batch_size, device=args.device,
                              annotations=args.annotations, skip_bad_images=args.skip_bad_images, on_image=report,
-                             runtime=args.runtime)
+                             runtime=args.runtime, precision=args.precision)
     for note in summary["notes"]:
         print(f"note: {note}")
     if summary["skipped"]:
@@ -216,7 +216,7 @@ def cmd_eval_checkpoint(args: argparse.Namespace) -> int:
     from backbonekit.training.inference import load_for_inference
     from backbonekit.training.task_spec import get_task
 
-    task, _ = load_for_inference(args.checkpoint, get_task("detect"), args.device, args.runtime)
+    task, _ = load_for_inference(args.checkpoint, get_task("detect"), args.device, args.runtime, args.precision)
     dataset, what, skipped = _eval_dataset(args, task.cfg)
     report_skipped(skipped)
     print(f"scoring {what}")

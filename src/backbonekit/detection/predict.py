@@ -38,11 +38,12 @@ from backbonekit.training.task_spec import get_task
 def predict_images(checkpoint: str | Path, paths: list[str], out: str | Path, score_threshold: float = 0.3,
                    save=("png", "kitti", "coco"), batch_size: int = 8, device: str | None = None, *,
                    annotations: list[str | Path] | None = None, skip_bad_images: bool = False,
-                   on_image: Callable[[dict], None] | None = None, runtime: str = "torch") -> dict:
+                   on_image: Callable[[dict], None] | None = None, runtime: str = "torch",
+                   precision: str = "fp32") -> dict:
     """Detect, write and report (``on_image(row)``) every image; ``annotations=None`` takes COCO image ids from the
     run's own COCO data, ``[]`` from the file stems."""
     out = output_folder(out)  # a file there is refused before the model is loaded
-    task, device = load_for_inference(checkpoint, get_task("detect"), device, runtime)
+    task, device = load_for_inference(checkpoint, get_task("detect"), device, runtime, precision)
     if annotations is None:
         annotations = recorded_coco_files(checkpoint)
     writer = ResultWriter(out, save, task.cfg, CocoImageIds(annotations) if annotations else None)

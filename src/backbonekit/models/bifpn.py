@@ -77,7 +77,12 @@ class MaxPool2dSame(nn.Module):
         self.kernel, self.stride = kernel, stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        top, left = (same_padding(size, self.kernel, self.stride, 1)[0] for size in x.shape[-2:])
+        (top, bottom), (left, right) = (same_padding(size, self.kernel, self.stride, 1) for size in x.shape[-2:])
+        if torch.compiler.is_exporting():
+            # In an exported graph the padding is explicit (-inf): OpenVINO refuses a window that overhangs a map
+            # smaller than the kernel (2×2 at P7 of a 128² input), which ceil_mode relies on.
+            padded = F.pad(x, (left, right, top, bottom), value=float("-inf"))
+            return F.max_pool2d(padded, self.kernel, self.stride)
         return F.max_pool2d(x, self.kernel, self.stride, padding=(top, left), ceil_mode=True)
 
 

@@ -95,7 +95,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     rows = predict_sequences(args.checkpoint, args.paths, data=args.data, split=args.split,
                              batch_size=args.batch_size, device=args.device, skip_bad_images=args.skip_bad_images,
-                             on_row=report, runtime=args.runtime)
+                             on_row=report, runtime=args.runtime, precision=args.precision)
     if args.csv:
         print(f"predictions written to {write_csv(rows, args.csv)}")
     if args.grid:
@@ -127,7 +127,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from backbonekit.training.task_spec import get_task
 
         # loaded first: an unreadable file or another task's checkpoint is said before a missing run record
-        task, device = load_for_inference(args.checkpoint, get_task("sequence"), args.device, args.runtime)
+        task, device = load_for_inference(args.checkpoint, get_task("sequence"), args.device, args.runtime,
+                                          args.precision)
         source = eval_source(args.checkpoint, args.data, subset=args.subset)
         subset, split = source["subset"] or DEFAULT_SUBSET, args.split or "val"
         print(f"scoring {source['what']}: {source['data']}, subset {subset}, split {split}")

@@ -19,11 +19,12 @@ from backbonekit.sequence.vocab import label_to_name
 
 def predict_sequences(checkpoint: str | Path, paths=(), *, data: str | Path | None = None, split: str = "test",
                       batch_size: int = 32, device: str | None = None, skip_bad_images: bool = False,
-                      on_row: Callable[[dict], None] | None = None, runtime: str = "torch") -> list[dict]:
+                      on_row: Callable[[dict], None] | None = None, runtime: str = "torch",
+                      precision: str = "fp32") -> list[dict]:
     """Rows ``{file_path, label, name[, true_label, true_name]}``, each also given to ``on_row`` as it comes; with
     ``data`` the split's annotated images (and file paths relative to the data root, as the annotations have them),
     otherwise the given files/folders. ``skip_bad_images``: an unreadable image is named on stderr and left out."""
-    task, device = load_for_inference(checkpoint, get_task("sequence"), device, runtime)
+    task, device = load_for_inference(checkpoint, get_task("sequence"), device, runtime, precision)
     subset, transform = task.cfg.subset, build_transform(task.cfg.image_size, train=False)
     if data is not None:
         ds = SeqDeepFakeDataset(data, subset, split, transform=transform, skip_missing=skip_bad_images)

@@ -2,9 +2,10 @@
 (BatchNorm folded, eval mode) on the best device there is, or run by another runtime, and where an evaluation's
 figures are written.
 
-Runtimes: ``torch`` (eager PyTorch) or ``onnxruntime``: the checkpoint exported once to ONNX beside it (the file
-``backbonekit export`` writes, reused while it is newer than the checkpoint), or an exported ``.onnx`` file given as
-the checkpoint; class names and input size then come from the file's metadata.
+Runtimes: ``torch`` (eager PyTorch), ``onnxruntime`` or ``openvino``: for these two the checkpoint is exported once
+to ONNX beside it (the file ``backbonekit export`` writes, reused while it is newer than the checkpoint), or an
+exported ``.onnx`` file is given as the checkpoint; class names and input size then come from the file's metadata.
+OpenVINO computes in fp32 unless ``precision="bf16"`` is asked for (its error against fp32 is measured and printed).
 """
 from __future__ import annotations
 
@@ -29,37 +30,57 @@ def pick_device(requested: str | None = None) -> torch.device:
     return device
 
 
-RUNTIMES = ("torch", "onnxruntime")
+RUNTIMES = ("torch", "onnxruntime", "openvino")
 
 
-def load_for_inference(checkpoint: str | Path, spec: TaskSpec, device: str | None = None, runtime: str = "torch"):
+def load_for_inference(checkpoint: str | Path, spec: TaskSpec, device: str | None = None, runtime: str = "torch",
+                       precision: str = "fp32"):
     """(the trained task in eval mode with BatchNorm folded, on ``device``; that device), or with
-    ``runtime="onnxruntime"`` (or an ``.onnx`` checkpoint) the task's ONNX file run by onnxruntime on the CPU."""
+    ``runtime="onnxruntime"``/``"openvino"`` (an ``.onnx`` checkpoint: onnxruntime unless openvino is asked for) the
+    task's ONNX file run by that runtime on the CPU."""
     if not Path(checkpoint).is_file():
         raise ConfigError(f"--checkpoint {checkpoint}: no such file")
     if runtime not in RUNTIMES:
         raise ConfigError(f"--runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
-    if runtime == "onnxruntime" or Path(checkpoint).suffix == ".onnx":
+    if precision != "fp32" and runtime != "openvino":
+        raise ConfigError(f"--precision {precision} applies to --runtime openvino (torch and onnxruntime run fp32)")
+    if runtime != "torch" or Path(checkpoint).suffix == ".onnx":
+        runtime = "onnxruntime" if runtime == "torch" else runtime
         if device not in (None, "auto", "cpu"):
-            raise ConfigError(f"--device {device}: onnxruntime runs on the CPU here (use --runtime torch for a GPU)")
-        return load_onnx(checkpoint, spec), torch.device("cpu")
+            raise ConfigError(f"--device {device}: {runtime} runs on the CPU here (use --runtime torch for a GPU)")
+        return load_onnx(checkpoint, spec, runtime, precision), torch.device("cpu")
     where = pick_device(device)
     return spec.load(checkpoint, fuse=True).to(where), where
 
 
-def load_onnx(checkpoint: str | Path, spec: TaskSpec):
-    """The task's ONNX file (given, or exported beside the checkpoint) as the task's ``onnx_model``."""
-    from backbonekit.io.onnx_export import OnnxRunner
-
+def load_onnx(checkpoint: str | Path, spec: TaskSpec, runtime: str = "onnxruntime", precision: str = "fp32"):
+    """The task's ONNX file (given, or exported beside the checkpoint) in ``runtime``, as the task's ``onnx_model``."""
     if spec.onnx_model is None:
         raise ConfigError(f"the {spec.name} task has no ONNX runtime")
     path = Path(checkpoint) if Path(checkpoint).suffix == ".onnx" else exported_beside(Path(checkpoint), spec)
-    runner = OnnxRunner(path)
+    runner = make_runner(path, runtime, precision)
     task = runner.metadata.get("backbonekit_task")
     if task != spec.name:
         what = f"a {task} model" if task else "not an ONNX file written by `backbonekit export`"
         raise ConfigError(f"{path}: {what}, not {spec.name}")
     return spec.onnx_model(runner)
+
+
+def make_runner(path: Path, runtime: str, precision: str):
+    if runtime == "onnxruntime":
+        from backbonekit.io.onnx_export import OnnxRunner
+
+        return OnnxRunner(path)
+    from backbonekit.io.openvino_runtime import OpenVinoRunner, bf16_error
+
+    runner = OpenVinoRunner(path, precision)
+    if precision == "bf16":
+        from backbonekit.io.onnx_export import example_images
+
+        size = tuple(runner.metadata.get("input_size", (224, 224)))
+        error = bf16_error(path, example_images(2, size, runner.input_dtype))
+        print(f"OpenVINO bf16: outputs differ from fp32 by up to {error:.2e} on 2 random images", file=sys.stderr)
+    return runner
 
 
 def exported_beside(checkpoint: Path, spec: TaskSpec) -> Path:
