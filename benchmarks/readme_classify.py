@@ -37,7 +37,7 @@ EXAMPLES = {
                 "{out}/classify/big/best.safetensors", "--distill-temperature", "4", "--distill-alpha", "0.9"],
     "noisy-student": ["train", "noisy-student", *FEW, "--unlabeled", "digits-rest", "--teacher-model", "resnet18",
                       "--students", "resnet18,resnet34", "--iterations", "2", "--threshold", "0.3", "--soft",
-                      "--image-size", "16", "--epochs", "6"],
+                      "--image-size", "16", "--epochs", "10", "--batch-size", "16"],
     "ddp": ["train", "classify", "--data", "digits", "--devices", "2", "--accelerator", "cpu", "--strategy", "ddp",
             "--image-size", "32", "--epochs", "4"],
 }
