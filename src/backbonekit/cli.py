@@ -171,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     except BackbonekitError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except SystemExit as e:  # argparse: --help, --version, or a usage error it has printed
+        return e.code if isinstance(e.code, int) else 2 if e.code else 0
     set_threads(getattr(args, "threads", None))
     try:
         from backbonekit.training.preflight import check_input_files

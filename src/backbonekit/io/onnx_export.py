@@ -166,13 +166,15 @@ class OnnxRunner:
     """An ONNX file of ours on onnxruntime's CPU provider, with its metadata: called with images in the file's input
     contract (uint8 0–255 are converted for a float32 file) → the graph's outputs as numpy arrays."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, spin: bool = True):
         require("onnxruntime")
         import onnxruntime
 
         self.path = Path(path)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()  # as many threads as PyTorch is allowed, no more
+        if not spin:  # idle threads then sleep at once, rather than take the CPU from whatever runs next
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.metadata = read_metadata(self.path)
             self.session = onnxruntime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])

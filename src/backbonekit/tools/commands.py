@@ -53,6 +53,11 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--threads", type=positive_int, default=None)
     p.add_argument("--rounds", type=positive_int, default=5)
     p.add_argument("--iters", type=positive_int, default=3, help="steps per round")
+    p.add_argument("--runtimes", metavar="LIST",
+                   help="classifiers, inference: time ours on each of torch,fused,channels-last,compile,onnxruntime,"
+                        "openvino (comma-separated) against the peer eager and exported to the same runtimes "
+                        "(default batch 1 then)")
+    p.add_argument("--plot", metavar="PNG", help="with --runtimes: draw the images/s of every runtime")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
 
@@ -131,6 +136,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from backbonekit.tools.bench import render, run_bench
 
+    if args.runtimes:
+        return cmd_bench_runtimes(args)
+
     result = run_bench(args.model, vs=args.vs, batch_size=args.batch_size, image_size=args.image_size,
                        train=args.train, channels_last=args.channels_last, precision=args.precision, fuse=args.fuse,
                        threads=args.threads, rounds=args.rounds, iters=args.iters)
@@ -138,6 +146,34 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(json.dumps(result.as_dict()))
     else:
         render([result])
+    return 0
+
+
+def cmd_bench_runtimes(args: argparse.Namespace) -> int:
+    import sys
+
+    from backbonekit.errors import ConfigError
+    from backbonekit.tools.bench import is_detector
+    from backbonekit.tools.runtime_bench import parse_runtimes, plot_runtimes, render_runtimes, run_runtime_bench
+
+    runtimes = parse_runtimes(args.runtimes)
+    if is_detector(args.model) or args.train:
+        raise ConfigError("--runtimes times a classifier's inference (not detectors, not --train) so far")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    vs, batch, size = args.vs or "torchvision", args.batch_size or 1, args.image_size or 224
+    rows = run_runtime_bench(args.model, runtimes, vs, batch, size, rounds=args.rounds, iters=args.iters,
+                             progress=lambda text: print(text, file=sys.stderr, flush=True))
+    if args.json:
+        for row in rows:
+            print(json.dumps(row.as_dict()))
+    else:
+        render_runtimes(rows, args.model, vs, batch, size)
+    if args.plot:
+        title = f"{args.model} vs {vs}, batch {batch}, {size}²"
+        print(f"chart written to {plot_runtimes(rows, vs, title, args.plot)}", file=sys.stderr)
     return 0
 
 

@@ -1,0 +1,198 @@
+"""Throughput of one classifier on every CPU runtime, ours against the peer library's model on the same runtime.
+
+``backbonekit bench MODEL --runtimes torch,fused,channels-last,compile,onnxruntime,openvino``: our model (the peer's
+random weights loaded into it) in each way of running it, and the peer (torchvision or timm) eager and, for the
+export runtimes, exported the same way, so the ratio says both what the runtime gains over eager PyTorch and whether
+our graph is at least as good as the peer's own in that runtime. Every variant's outputs are checked against the
+peer's eager outputs before timing; every step is timed in alternating rounds in one process (a new random order each
+round; onnxruntime's threads do not spin, which would slow the step after it), and the median, the fastest and the slowest round are reported: the spread says how far a ratio can be
+trusted on a noisy machine.
+"""
+from __future__ import annotations
+
+import random
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from backbonekit.errors import ConfigError
+from backbonekit.models.registry import create_model
+from backbonekit.nn.fuse import fuse_batchnorm
+from backbonekit.tools.bench import build_peer
+
+RUNTIMES = ("torch", "fused", "channels-last", "compile", "onnxruntime", "openvino")
+EXPORTED = ("onnxruntime", "openvino")
+
+
+@dataclass
+class RuntimeRow:
+    runtime: str
+    who: str                      # "ours" or the peer library
+    median: float                 # images/s over the rounds
+    fastest: float
+    slowest: float
+    max_abs_diff: float           # outputs against the peer's eager outputs, as timed
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def parse_runtimes(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in RUNTIMES]
+    if unknown or not names:
+        raise ConfigError(f"--runtimes takes a comma-separated list of {', '.join(RUNTIMES)}; got {text!r}")
+    return names
+
+
+def run_runtime_bench(name: str, runtimes: list[str], vs: str = "torchvision", batch_size: int = 1,
+                      image_size: int = 224, rounds: int = 5, iters: int = 3, warmup: int = 2,
+                      progress: Callable[[str], None] | None = None) -> list[RuntimeRow]:
+    """Rows for ours on each runtime, and the peer eager and on each export runtime asked for."""
+    say = progress or (lambda text: None)
+    peer = build_peer(name, vs).eval()
+    ours = create_model(name, pretrained=peer.state_dict()).eval()
+    x = torch.randn(batch_size, 3, image_size, image_size, generator=torch.Generator().manual_seed(0))
+    with tempfile.TemporaryDirectory() as folder, torch.inference_mode():
+        reference = peer(x)
+        steps = {("torch", vs): peer}
+        for runtime in runtimes:
+            say(f"preparing {runtime}")
+            steps[(runtime, "ours")] = prepare(ours, runtime, x, Path(folder) / "ours.onnx")
+            if runtime in EXPORTED:
+                steps[(runtime, vs)] = prepare(peer, runtime, x, Path(folder) / "peer.onnx")
+        diffs = {key: float((as_tensor(step(x)) - reference).abs().max()) for key, step in steps.items()}
+        say(f"timing {len(steps)} variants, {rounds} alternating rounds")
+        rates = alternate(steps, x, rounds, iters, warmup)
+    return [RuntimeRow(runtime, who, statistics.median(r), max(r), min(r), diffs[(runtime, who)])
+            for (runtime, who), r in rates.items()]
+
+
+def prepare(model: nn.Module, runtime: str, x: torch.Tensor, onnx_path: Path) -> Callable:
+    """``model`` as a function of ``x`` run by ``runtime`` (a model exported once for both export runtimes)."""
+    if runtime == "torch":
+        return model
+    fused = fuse_batchnorm(model)
+    if runtime == "fused":
+        return fused
+    if runtime == "channels-last":
+        fused = fused.to(memory_format=torch.channels_last)
+        return lambda images: fused(images.contiguous(memory_format=torch.channels_last))
+    if runtime == "compile":
+        return torch.compile(fused)
+    if not onnx_path.exists():
+        from backbonekit.io.onnx_export import export_module
+
+        example = torch.cat([x, x]) if len(x) == 1 else x  # a batch of 1 would be specialised, not dynamic
+        export_module(ImagesInput(fused).eval(), example, onnx_path, 18, ["logits"])
+    if runtime == "onnxruntime":
+        from backbonekit.io.onnx_export import OnnxRunner
+
+        return OnnxRunner(onnx_path, spin=False)  # its spinning threads would slow the step timed after it
+    from backbonekit.io.openvino_runtime import OpenVinoRunner
+
+    return OpenVinoRunner(onnx_path, "fp32")
+
+
+class ImagesInput(nn.Module):
+    """``model`` with its input named ``images``, as every exported graph of ours names it."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images)
+
+
+def as_tensor(output) -> torch.Tensor:
+    return torch.from_numpy(output[0]) if isinstance(output, list) else output
+
+
+def alternate(steps: dict, x: torch.Tensor, rounds: int, iters: int, warmup: int) -> dict[tuple, list[float]]:
+    """images/s of each step in each round, the steps in a new seeded random order each round (so no step always
+    follows the same one, whose idle threads may still hold the CPU)."""
+    keys = list(steps)
+    for key in keys:
+        for _ in range(warmup):
+            steps[key](x)
+    rates = {key: [] for key in keys}
+    order = random.Random(0)
+    for _ in range(rounds):
+        for key in order.sample(keys, len(keys)):
+            start = time.perf_counter()
+            for _ in range(iters):
+                steps[key](x)
+            rates[key].append(len(x) * iters / (time.perf_counter() - start))
+    return rates
+
+
+def ratios(rows: list[RuntimeRow], peer: str) -> dict[str, dict[str, float]]:
+    """Per runtime, our median images/s over the peer's eager median and over the peer's median on that runtime."""
+    median = {(r.runtime, r.who): r.median for r in rows}
+    eager = median[("torch", peer)]
+    out = {}
+    for (runtime, who), value in median.items():
+        if who == "ours":
+            same = median.get((runtime, peer))
+            out[runtime] = {"vs_peer_eager": value / eager, "vs_peer_same_runtime": value / same if same else None}
+    return out
+
+
+def render_runtimes(rows: list[RuntimeRow], name: str, peer: str, batch_size: int, image_size: int) -> None:
+    from rich.table import Table
+
+    from backbonekit.io.console import make_console
+
+    table = Table(title=f"{name}, batch {batch_size}, {image_size}², {torch.get_num_threads()} threads: images/s, "
+                        "median [slowest–fastest] of alternating rounds")
+    for column in ("runtime", "ours", peer, f"ours / {peer} eager", f"ours / {peer} same runtime", "max|diff|"):
+        table.add_column(column, justify="left" if column == "runtime" else "right")
+    by_key = {(r.runtime, r.who): r for r in rows}
+    for runtime, ratio in ratios(rows, peer).items():
+        ours, theirs = by_key[(runtime, "ours")], by_key.get((runtime, peer))
+        same = ratio["vs_peer_same_runtime"]
+        table.add_row(runtime, _rate(ours), _rate(theirs) if theirs else "", f"{ratio['vs_peer_eager']:.2f}×",
+                      f"{same:.2f}×" if same else "", f"{ours.max_abs_diff:.1e}")
+    make_console().print(table)
+
+
+def _rate(row: RuntimeRow) -> str:
+    return f"{row.median:.1f} [{row.slowest:.1f}–{row.fastest:.1f}]"
+
+
+def plot_runtimes(rows: list[RuntimeRow], peer: str, title: str, path: str | Path) -> Path:
+    """Bars of median images/s per runtime, ours beside the peer, with the slowest–fastest range as error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runtimes = list(dict.fromkeys(r.runtime for r in rows))
+    fig, ax = plt.subplots(figsize=(1.6 * len(runtimes) + 2, 4))
+    width = 0.4
+    for offset, who, colour in ((-width / 2, "ours", "tab:blue"), (width / 2, peer, "tab:grey")):
+        for i, runtime in enumerate(runtimes):
+            row = next((r for r in rows if r.runtime == runtime and r.who == who), None)
+            if row is None:
+                continue
+            ax.bar(i + offset, row.median, width, color=colour, label=who,
+                   yerr=[[row.median - row.slowest], [row.fastest - row.median]], capsize=3)
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    ax.legend(unique.values(), unique.keys(), loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.set_xticks(range(len(runtimes)), runtimes)
+    ax.set_ylabel("images/s (median; bars: slowest–fastest round)")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

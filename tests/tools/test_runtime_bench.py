@@ -1,0 +1,36 @@
+"""`bench MODEL --runtimes …`: every runtime of ours and of the peer timed in one process, outputs checked equal to
+the peer's eager outputs, ratios against the peer eager and on the same runtime, a chart."""
+import json
+
+from backbonekit.cli import main
+from backbonekit.tools.runtime_bench import RuntimeRow, ratios, run_runtime_bench
+
+
+def test_every_runtime_is_timed_and_computes_the_peers_outputs(tmp_path):
+    rows = run_runtime_bench("resnet18", ["torch", "fused", "onnxruntime", "openvino"], image_size=32, rounds=2,
+                             iters=1, warmup=1)
+    keys = {(r.runtime, r.who) for r in rows}
+    assert keys == {("torch", "torchvision"), ("torch", "ours"), ("fused", "ours"), ("onnxruntime", "ours"),
+                    ("onnxruntime", "torchvision"), ("openvino", "ours"), ("openvino", "torchvision")}
+    for row in rows:
+        assert row.slowest <= row.median <= row.fastest and row.median > 0
+        assert row.max_abs_diff < 1e-3, row  # the same function, whatever runs it
+    r = ratios(rows, "torchvision")
+    assert r["torch"]["vs_peer_same_runtime"] is not None and r["fused"]["vs_peer_same_runtime"] is None
+
+
+def test_ratios_are_of_medians():
+    rows = [RuntimeRow("torch", "tv", 10, 11, 9, 0), RuntimeRow("onnxruntime", "ours", 30, 31, 29, 0),
+            RuntimeRow("onnxruntime", "tv", 20, 21, 19, 0)]
+    assert ratios(rows, "tv")["onnxruntime"] == {"vs_peer_eager": 3.0, "vs_peer_same_runtime": 1.5}
+
+
+def test_the_command_prints_json_and_draws_the_chart(tmp_path, capsys):
+    plot = tmp_path / "runtimes.png"
+    assert main(["bench", "resnet18", "--runtimes", "torch,fused", "--image-size", "32", "--batch-size", "1",
+                 "--rounds", "2", "--iters", "1", "--json", "--plot", str(plot)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {(r["runtime"], r["who"]) for r in rows} == {("torch", "torchvision"), ("torch", "ours"), ("fused", "ours")}
+    assert plot.stat().st_size > 5000
+    assert main(["bench", "resnet18", "--runtimes", "torch,tensorrt"]) == 2
+    assert "--runtimes takes a comma-separated list" in capsys.readouterr().err
