@@ -24,6 +24,7 @@ def test_train_eval_predict_image_folder(image_folder, tmp_path, capsys):
         assert (run / name).is_file(), name
     rows = (run / "results.csv").read_text().splitlines()
     assert len(rows) == 3 and "train/loss" in rows[0] and "val/top1" in rows[0]
+    assert "top5" not in rows[0] and "top5" not in capsys.readouterr().out  # 3 classes: top-5 would be 100% always
     metrics = json.loads((run / "metrics.json").read_text())
     assert 0 <= metrics["best"]["val/top1"] <= 100 and metrics["epochs_done"] == 2
     assert set(metrics["final_per_class_top1"]) == {"cat", "dog", "fox"}

@@ -66,7 +66,7 @@ def test_resume_from_the_folder_alone_restores_an_adamw_run(finished_run, capsys
     assert (finished_run / "run.yaml").read_bytes() == record and (finished_run / "hparams.yaml").read_bytes() == hparams
     assert json.loads((finished_run / "metrics.json").read_text())["epochs_done"] == 2
     rows = (finished_run / "results.csv").read_text().splitlines()[1:]
-    assert [r.split(",")[0] for r in rows] == ["0", "1"]
+    assert [r.split(",")[0] for r in rows] == ["1", "2"]  # epochs counted from 1, as on the console
     assert yaml.safe_load((finished_run / "resumes.yaml").read_text())[-1]["epochs"] == 2
 
 

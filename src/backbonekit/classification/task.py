@@ -254,7 +254,8 @@ class ClassificationTask(HoldsFrozenParts, pl.LightningModule):
         # Scores in percent, as everywhere (console, results.csv, metrics.json, plots). compute() synchronises
         # the DDP processes (a collective: every process runs it); per-class and confusion are kept for the plots.
         self.log("val/top1", 100 * self.val_top1.compute(), prog_bar=True)
-        self.log("val/top5", 100 * self.val_top5.compute())
+        if self.cfg.num_classes > 5:  # with 5 classes or fewer top-5 is 100% by definition
+            self.log("val/top5", 100 * self.val_top5.compute())
         self.last_per_class = 100 * self.val_per_class.compute().cpu()
         self.last_confusion = self.val_confusion.compute().cpu()
         for metric in (self.val_top1, self.val_top5, self.val_per_class, self.val_confusion):

@@ -95,7 +95,8 @@ def plan_classification(args: argparse.Namespace, extra_train=None, labelled_wra
                                 strong=strong_transforms(image_size, flip=flip) if semi == "fixmatch" else None,
                                 mu=args.mu)
     collate = mixing_collate(len(data.class_names), args.cutmix, args.mixup)
-    log_keys = ("train/loss", "val/loss", "val/top1", "val/top5") + (("train/mask_rate",) if semi else ())
+    top5 = ("val/top5",) if len(data.class_names) > 5 else ()  # with 5 classes or fewer it is 100% by definition
+    log_keys = ("train/loss", "val/loss", "val/top1", *top5) + (("train/mask_rate",) if semi else ())
     return TrainPlan(config, train_set, data.val, monitor="val/top1", log_keys=log_keys, collate_fn=collate,
                      mixing=collate is not None,
                      data={"source": data.source, "path": args.data, "train": len(train_set), "val": len(data.val),
