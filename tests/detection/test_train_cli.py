@@ -105,8 +105,9 @@ def test_predict_writes_pngs_kitti_files_and_coco_json(coco_run, coco_shapes, tm
     from PIL import Image
 
     with Image.open(out / "000000.png") as im, Image.open(coco_shapes / "images" / "000000.png") as original:
-        # boxes drawn on the original image, in its pixels, under a strip with the legend
-        assert im.width == original.width and im.height > original.height
+        # boxes drawn on the original image (a small one enlarged to 480 pixels) under a strip with the legend
+        scale = max(1, 480 / max(original.size))
+        assert im.width == round(original.width * scale) and im.height > round(original.height * scale)
     # the tool's own results score against the tool's own annotations
     assert main(["eval", "detect", "--predictions", str(out / "predictions.json"), "--data", str(coco_shapes)]) == 0
     assert "mAP@[.5:.95]" in capsys.readouterr().out

@@ -1,7 +1,7 @@
 """``predict detect``: a trained detector on image files → PNGs with boxes, KITTI result files, COCO results JSON.
 
 Images are letterboxed to the detector's input size and the boxes mapped back to original pixels, so the written
-boxes fit the files given. Results are written and reported image by image as they come.
+boxes fit the files given (the PNGs of images under 480 pixels are drawn enlarged, to be readable). Results are written and reported image by image as they come.
 
 - KITTI result files hold the 16 fields, with the fields a 2D detector does not estimate set as the devkit expects;
   a class name with spaces is written with underscores (one field, as the format needs).
@@ -25,7 +25,7 @@ from backbonekit.detection.coco import CocoImageIds
 from backbonekit.detection.data import data_format
 from backbonekit.detection.evaluate_coco import detections_to_coco_results
 from backbonekit.detection.kitti import detections_to_kitti, write_kitti_file
-from backbonekit.detection.plots import draw_detections
+from backbonekit.detection.plots import MIN_DRAWN_SIDE, draw_detections
 from backbonekit.detection.transforms import eval_transforms, unletterbox_boxes
 from backbonekit.io.images import find_images, image_to_tensor, read_in_batches
 from backbonekit.io.output import output_folder
@@ -89,7 +89,9 @@ class ResultWriter:
     def add(self, path: Path, image: torch.Tensor, det: dict, score_threshold: float) -> dict:
         self.count += 1
         if "png" in self.save:
-            drawn = draw_detections(image, det, self.names, score_threshold=score_threshold, title=path.name)
+            # a small image is drawn enlarged, so that its labels and legend can be read
+            drawn = draw_detections(image, det, self.names, score_threshold=score_threshold, title=path.name,
+                                    min_side=MIN_DRAWN_SIDE)
             Image.fromarray(drawn.permute(1, 2, 0).numpy()).save(self.out / f"{path.stem}.png")
         if "kitti" in self.save:
             write_kitti_file(self.out / "kitti" / f"{path.stem}.txt",
