@@ -4,9 +4,9 @@
 random weights loaded into it) in each way of running it, and the peer (torchvision or timm) eager and, for the
 export runtimes, exported the same way, so the ratio says both what the runtime gains over eager PyTorch and whether
 our graph is at least as good as the peer's own in that runtime. Every variant's outputs are checked against the
-peer's eager outputs before timing; every step is timed in alternating rounds in one process (a new random order each
-round; onnxruntime's threads do not spin, which would slow the step after it), and the median, the fastest and the slowest round are reported: the spread says how far a ratio can be
-trusted on a noisy machine.
+peer's eager outputs before timing; every step is timed in alternating rounds in one process (a new random order
+each round; onnxruntime's threads do not spin, which would slow the step after it), and the median, the fastest and
+the slowest round are reported: the spread says how far a ratio can be trusted on a noisy machine.
 """
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ class RuntimeRow:
     fastest: float
     slowest: float
     max_abs_diff: float           # outputs against the peer's eager outputs, as timed
+    max_rel_diff: float           # the same over the largest |output| (random weights can give tiny outputs)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -68,10 +69,11 @@ def run_runtime_bench(name: str, runtimes: list[str], vs: str = "torchvision", b
             if runtime in EXPORTED:
                 steps[(runtime, vs)] = prepare(peer, runtime, x, Path(folder) / "peer.onnx")
         diffs = {key: float((as_tensor(step(x)) - reference).abs().max()) for key, step in steps.items()}
+        scale = max(float(reference.abs().max()), 1e-30)
         say(f"timing {len(steps)} variants, {rounds} alternating rounds")
         rates = alternate(steps, x, rounds, iters, warmup)
-    return [RuntimeRow(runtime, who, statistics.median(r), max(r), min(r), diffs[(runtime, who)])
-            for (runtime, who), r in rates.items()]
+    return [RuntimeRow(runtime, who, statistics.median(r), max(r), min(r), diffs[(runtime, who)],
+                       diffs[(runtime, who)] / scale) for (runtime, who), r in rates.items()]
 
 
 def prepare(model: nn.Module, runtime: str, x: torch.Tensor, onnx_path: Path) -> Callable:
@@ -146,20 +148,22 @@ def ratios(rows: list[RuntimeRow], peer: str) -> dict[str, dict[str, float]]:
 
 
 def render_runtimes(rows: list[RuntimeRow], name: str, peer: str, batch_size: int, image_size: int) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from backbonekit.io.console import make_console
 
-    table = Table(title=f"{name}, batch {batch_size}, {image_size}², {torch.get_num_threads()} threads: images/s, "
-                        "median [slowest–fastest] of alternating rounds")
-    for column in ("runtime", "ours", peer, f"ours / {peer} eager", f"ours / {peer} same runtime", "max|diff|"):
+    table = Table(title=escape(f"{name}, batch {batch_size}, {image_size}², {torch.get_num_threads()} threads: "
+                               "images/s, median [slowest–fastest] of alternating rounds"))
+    for column in ("runtime", "ours", peer, f"ours / {peer} eager", f"ours / {peer} same runtime",
+                   "max|diff| / max|output|"):
         table.add_column(column, justify="left" if column == "runtime" else "right")
     by_key = {(r.runtime, r.who): r for r in rows}
     for runtime, ratio in ratios(rows, peer).items():
         ours, theirs = by_key[(runtime, "ours")], by_key.get((runtime, peer))
         same = ratio["vs_peer_same_runtime"]
-        table.add_row(runtime, _rate(ours), _rate(theirs) if theirs else "", f"{ratio['vs_peer_eager']:.2f}×",
-                      f"{same:.2f}×" if same else "", f"{ours.max_abs_diff:.1e}")
+        table.add_row(runtime, escape(_rate(ours)), escape(_rate(theirs)) if theirs else "",
+                      f"{ratio['vs_peer_eager']:.2f}×", f"{same:.2f}×" if same else "", f"{ours.max_rel_diff:.1e}")
     make_console().print(table)
 
 
