@@ -110,3 +110,20 @@ def test_openvino_classifier_fp32_by_default_and_bf16_opt_in_with_its_error(tiny
     assert bf16(images).argmax(-1).shape == (3,)
     with pytest.raises(Exception, match="--precision bf16 applies to --runtime openvino"):
         load_for_inference(checkpoint, get_task("classify"), runtime="onnxruntime", precision="bf16")
+
+
+def test_runtime_auto_measures_once_and_remembers_its_choice(tiny_runs, capsys):
+    from backbonekit.io.openvino_runtime import OpenVinoRunner
+
+    checkpoint = tiny_runs["sequence"] / "last.ckpt"
+    record = checkpoint.parent / "runtime.json"
+    record.unlink(missing_ok=True)
+    model, _ = load_for_inference(checkpoint, get_task("sequence"), runtime="auto", batch_size=2)
+    err = capsys.readouterr().err
+    assert "runtime auto: " in err and "images/s at batch 2 here: torch " in err
+    (key, entry), = json.loads(record.read_text()).items()
+    assert "last.ckpt" in key and "batch 2" in key and set(entry["images_per_s"]) == {"torch", "onnxruntime", "openvino"}
+    assert entry["runtime"] == max(entry["images_per_s"], key=entry["images_per_s"].get)
+    record.write_text(json.dumps({key: {**entry, "runtime": "openvino"}}))  # what was measured is what is used
+    model, _ = load_for_inference(checkpoint, get_task("sequence"), runtime="auto", batch_size=2)
+    assert isinstance(model.runner, OpenVinoRunner) and "measured before" in capsys.readouterr().err

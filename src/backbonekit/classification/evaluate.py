@@ -21,7 +21,7 @@ def evaluate_classifier(args: argparse.Namespace) -> dict:
     if getattr(args, "compile", False) and runtime != "torch":
         raise ConfigError(f"--compile applies to --runtime torch, not {runtime}")
     trained, device = load_for_inference(args.checkpoint, get_task("classify"), getattr(args, "device", None), runtime,
-                                         getattr(args, "precision", "fp32"))
+                                         getattr(args, "precision", "fp32"), args.batch_size)
     if getattr(args, "compile", False):
         trained.model.compile()
     class_names = list(trained.cfg.class_names)

@@ -19,7 +19,8 @@ def predict_images(checkpoint: str | Path, paths: list[str], top_k: int = 5, bat
                    runtime: str = "torch", precision: str = "fp32") -> Iterator[dict]:
     if compile and runtime != "torch":
         raise ConfigError(f"--compile applies to --runtime torch, not {runtime}")
-    trained, device = load_for_inference(checkpoint, get_task("classify"), device, runtime, precision)
+    trained, device = load_for_inference(checkpoint, get_task("classify"), device, runtime, precision,
+                                         batch_size)
     if compile:
         trained.model.compile()
     names = list(trained.cfg.class_names)

@@ -216,7 +216,8 @@ def cmd_eval_checkpoint(args: argparse.Namespace) -> int:
     from backbonekit.training.inference import load_for_inference
     from backbonekit.training.task_spec import get_task
 
-    task, _ = load_for_inference(args.checkpoint, get_task("detect"), args.device, args.runtime, args.precision)
+    task, _ = load_for_inference(args.checkpoint, get_task("detect"), args.device, args.runtime, args.precision,
+                                 args.batch_size)
     dataset, what, skipped = _eval_dataset(args, task.cfg)
     report_skipped(skipped)
     print(f"scoring {what}")

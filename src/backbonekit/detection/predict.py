@@ -43,7 +43,7 @@ def predict_images(checkpoint: str | Path, paths: list[str], out: str | Path, sc
     """Detect, write and report (``on_image(row)``) every image; ``annotations=None`` takes COCO image ids from the
     run's own COCO data, ``[]`` from the file stems."""
     out = output_folder(out)  # a file there is refused before the model is loaded
-    task, device = load_for_inference(checkpoint, get_task("detect"), device, runtime, precision)
+    task, device = load_for_inference(checkpoint, get_task("detect"), device, runtime, precision, batch_size)
     if annotations is None:
         annotations = recorded_coco_files(checkpoint)
     writer = ResultWriter(out, save, task.cfg, CocoImageIds(annotations) if annotations else None)

@@ -128,7 +128,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         # loaded first: an unreadable file or another task's checkpoint is said before a missing run record
         task, device = load_for_inference(args.checkpoint, get_task("sequence"), args.device, args.runtime,
-                                          args.precision)
+                                          args.precision, args.batch_size)
         source = eval_source(args.checkpoint, args.data, subset=args.subset)
         subset, split = source["subset"] or DEFAULT_SUBSET, args.split or "val"
         print(f"scoring {source['what']}: {source['data']}, subset {subset}, split {split}")

@@ -24,7 +24,8 @@ def predict_sequences(checkpoint: str | Path, paths=(), *, data: str | Path | No
     """Rows ``{file_path, label, name[, true_label, true_name]}``, each also given to ``on_row`` as it comes; with
     ``data`` the split's annotated images (and file paths relative to the data root, as the annotations have them),
     otherwise the given files/folders. ``skip_bad_images``: an unreadable image is named on stderr and left out."""
-    task, device = load_for_inference(checkpoint, get_task("sequence"), device, runtime, precision)
+    task, device = load_for_inference(checkpoint, get_task("sequence"), device, runtime, precision,
+                                      batch_size)
     subset, transform = task.cfg.subset, build_transform(task.cfg.image_size, train=False)
     if data is not None:
         ds = SeqDeepFakeDataset(data, subset, split, transform=transform, skip_missing=skip_bad_images)

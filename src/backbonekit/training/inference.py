@@ -10,8 +10,13 @@ OpenVINO computes in fp32 unless ``precision="bf16"`` is asked for (its error ag
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import json
+import platform
+import statistics
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -30,18 +35,21 @@ def pick_device(requested: str | None = None) -> torch.device:
     return device
 
 
-RUNTIMES = ("torch", "onnxruntime", "openvino")
+RUNTIMES = ("torch", "onnxruntime", "openvino", "auto")
+CHOICES_FILE = "runtime.json"  # beside the checkpoint: what --runtime auto measured, by machine and batch size
 
 
 def load_for_inference(checkpoint: str | Path, spec: TaskSpec, device: str | None = None, runtime: str = "torch",
-                       precision: str = "fp32"):
+                       precision: str = "fp32", batch_size: int = 1):
     """(the trained task in eval mode with BatchNorm folded, on ``device``; that device), or with
     ``runtime="onnxruntime"``/``"openvino"`` (an ``.onnx`` checkpoint: onnxruntime unless openvino is asked for) the
-    task's ONNX file run by that runtime on the CPU."""
+    task's ONNX file run by that runtime on the CPU; ``"auto"``: the fastest of them for ``batch_size`` here."""
     if not Path(checkpoint).is_file():
         raise ConfigError(f"--checkpoint {checkpoint}: no such file")
     if runtime not in RUNTIMES:
         raise ConfigError(f"--runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+    if runtime == "auto":
+        runtime = choose_runtime(Path(checkpoint), spec, device, batch_size) if precision == "fp32" else "openvino"
     if precision != "fp32" and runtime != "openvino":
         raise ConfigError(f"--precision {precision} applies to --runtime openvino (torch and onnxruntime run fp32)")
     if runtime != "torch" or Path(checkpoint).suffix == ".onnx":
@@ -51,6 +59,51 @@ def load_for_inference(checkpoint: str | Path, spec: TaskSpec, device: str | Non
         return load_onnx(checkpoint, spec, runtime, precision), torch.device("cpu")
     where = pick_device(device)
     return spec.load(checkpoint, fuse=True).to(where), where
+
+
+def choose_runtime(checkpoint: Path, spec: TaskSpec, device: str | None, batch_size: int) -> str:
+    """The fastest runtime for this checkpoint on this machine at ``batch_size``: measured the first time, then read
+    from ``runtime.json`` beside the checkpoint (the key names the file's version, the batch, the threads, the CPU)."""
+    if pick_device(device).type != "cpu":
+        return "torch"  # the export runtimes run on the CPU here
+    record = checkpoint.parent / CHOICES_FILE
+    key = (f"{checkpoint.name} {checkpoint.stat().st_mtime_ns} batch {batch_size} threads {torch.get_num_threads()} "
+           f"{platform.processor() or platform.machine()}")
+    known = json.loads(record.read_text()) if record.is_file() else {}
+    if key in known:
+        print(f"runtime auto: {known[key]['runtime']} (measured before, {record})", file=sys.stderr)
+        return known[key]["runtime"]
+    rates = measure_runtimes(checkpoint, spec, batch_size)
+    best = max(rates, key=rates.get)
+    known[key] = {"runtime": best, "images_per_s": rates}
+    with contextlib.suppress(OSError):  # a read-only folder: measured again next time
+        record.write_text(json.dumps(known, indent=2) + "\n")
+    measured = ", ".join(f"{name} {rate:.1f}" for name, rate in rates.items())
+    print(f"runtime auto: {best} (images/s at batch {batch_size} here: {measured}; remembered in {record})",
+          file=sys.stderr)
+    return best
+
+
+def measure_runtimes(checkpoint: Path, spec: TaskSpec, batch_size: int, rounds: int = 3) -> dict[str, float]:
+    """images/s of the checkpoint in each installed runtime on random images, median of alternating rounds."""
+    names = [name for name in RUNTIMES[:-1] if importlib.util.find_spec(name)]
+    if checkpoint.suffix == ".onnx":
+        names.remove("torch")  # no PyTorch weights in an exported file
+    models = {name: load_for_inference(checkpoint, spec, "cpu", name)[0] for name in names}
+    size = next(iter(models.values())).cfg.image_size
+    height, width = (size, size) if isinstance(size, int) else size
+    images = torch.randint(0, 256, (batch_size, 3, height, width), dtype=torch.uint8)
+    calls = {name: getattr(model, "detect", model) for name, model in models.items()}
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    with torch.inference_mode():
+        for call in calls.values():
+            call(images)  # warm-up: first-call allocations and lazy initialisation
+        for r in range(rounds):
+            for name in names[r % len(names):] + names[:r % len(names)]:
+                start = time.perf_counter()
+                calls[name](images)
+                times[name].append(time.perf_counter() - start)
+    return {name: batch_size / statistics.median(t) for name, t in times.items()}
 
 
 def load_onnx(checkpoint: str | Path, spec: TaskSpec, runtime: str = "onnxruntime", precision: str = "fp32"):

@@ -64,9 +64,11 @@ def _batches(value: str) -> int | float:
 
 
 def add_runtime_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--runtime", choices=("torch", "onnxruntime", "openvino"), default="torch",
+    p.add_argument("--runtime", choices=("torch", "onnxruntime", "openvino", "auto"), default="torch",
                    help="torch (eager PyTorch), onnxruntime or openvino: the checkpoint exported once to <stem>.onnx "
-                        "beside it (an .onnx file given as --checkpoint runs in onnxruntime unless openvino is asked)")
+                        "beside it (an .onnx file given as --checkpoint runs in onnxruntime unless openvino is "
+                        "asked); auto: the fastest here at --batch-size, measured once and remembered in "
+                        "runtime.json beside the checkpoint")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="--runtime openvino: bf16 where the CPU has it (faster; its error against fp32 is printed)")
 
