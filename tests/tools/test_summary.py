@@ -70,3 +70,13 @@ def test_models_table_says_which_model_it_is_measuring(capsys):
     assert main(["models", "resnet18", "--table"]) == 0
     captured = capsys.readouterr()
     assert "measuring 1/1: resnet18" in captured.err and "measuring" not in captured.out  # the table stays clean
+
+
+def test_models_table_plot_draws_speed_against_size(tmp_path, capsys):
+    from backbonekit.cli import main
+
+    plot = tmp_path / "survey.png"
+    assert main(["models", "resnet18", "--table", "--plot", str(plot)]) == 0
+    assert plot.stat().st_size > 10000 and "chart written to" in capsys.readouterr().err
+    assert main(["models", "resnet18", "--plot", str(plot)]) == 2
+    assert "give --table too" in capsys.readouterr().err

@@ -22,6 +22,7 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--table", action="store_true",
                    help="the survey: layers, parameters, GFLOPs, measured images/s and feature levels at each "
                         "classifier's default size")
+    p.add_argument("--plot", metavar="PNG", help="with --table: draw measured images/s against parameters and GFLOPs")
     p.set_defaults(func=cmd_models)
 
     p = top.add_parser("summary", help="per-layer table, parameters, FLOPs and memory of a model")
@@ -88,7 +89,13 @@ def cmd_models(args: argparse.Namespace) -> int:
             table.add_row(r["name"], r["family"], "×".join(map(str, r["input_size"])), str(r["layers"]),
                           f"{r['params']:,}", f"{r['gflops']:.2f}", speed, r["levels"])
         make_console().print(table)
+        if args.plot:
+            from backbonekit.tools.survey import plot_survey
+
+            print(f"chart written to {plot_survey(rows, args.plot)}", file=sys.stderr)
         return 0
+    if args.plot:
+        raise ConfigError("--plot draws the survey: give --table too")
     import torch
 
     table = Table("model", "task", "params", "input", "feature channels")

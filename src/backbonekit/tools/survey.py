@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import torch
@@ -196,3 +197,40 @@ if __name__ == "__main__":  # python -m backbonekit.tools.survey [names…]
     import sys
 
     print(format_rows(survey_rows(sys.argv[1:] or None, threads=1)))
+
+
+def plot_survey(rows: list[dict], path: str | Path, title: str = "") -> Path:
+    """Measured images/s against parameters and against GFLOPs, one point per model labelled with its name and
+    coloured by family (log axes: the survey spans two orders of magnitude)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    plain = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}")
+    rows = [r for r in rows if r.get("images_per_s")]
+    families = sorted({r["family"] for r in rows})
+    colours = {family: plt.get_cmap("tab10")(i % 10) for i, family in enumerate(families)}
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=True, layout="constrained")
+    for ax, key, label in ((axes[0], "params", "parameters (millions)"), (axes[1], "gflops", "GFLOPs per image")):
+        for r in rows:
+            x = r[key] / 1e6 if key == "params" else r[key]
+            ax.scatter(x, r["images_per_s"], color=colours[r["family"]], label=r["family"], s=30)
+            ax.annotate(r["name"], (x, r["images_per_s"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        for axis in (ax.xaxis, ax.yaxis):  # 20, 30, 50 rather than 2×10¹
+            axis.set_major_formatter(plain)
+            axis.set_minor_formatter(plain)
+        ax.set_xlabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("images/s, batch 1 (measured here)")
+    handles = {label: h for h, label in zip(*axes[0].get_legend_handles_labels())}
+    fig.legend(handles.values(), handles.keys(), loc="outside right upper", fontsize=8)
+    fig.suptitle(title or f"{len(rows)} models, {torch.get_num_threads()} threads", fontsize=10)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
