@@ -34,3 +34,14 @@ def test_the_command_prints_json_and_draws_the_chart(tmp_path, capsys):
     assert plot.stat().st_size > 5000
     assert main(["bench", "resnet18", "--runtimes", "torch,tensorrt"]) == 2
     assert "--runtimes takes a comma-separated list" in capsys.readouterr().err
+
+
+def test_detector_runtimes_give_the_same_detections():
+    from backbonekit.tools.runtime_bench import run_detector_runtime_bench
+
+    rows = run_detector_runtime_bench("efficientdet_d0", ["torch", "fused", "onnxruntime", "openvino"],
+                                      image_size=128, rounds=1, iters=1, warmup=0)
+    assert {(r.runtime, r.who) for r in rows} == {("torch", "effdet"), ("torch", "ours"), ("fused", "ours"),
+                                                 ("onnxruntime", "ours"), ("openvino", "ours")}
+    for row in rows:  # torch rows against effdet's detections, exported ones against the same graph eager
+        assert row.max_abs_diff < 0.05, row  # box corners in pixels (folded BN rounds differently) and scores

@@ -55,9 +55,9 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--rounds", type=positive_int, default=5)
     p.add_argument("--iters", type=positive_int, default=3, help="steps per round")
     p.add_argument("--runtimes", metavar="LIST",
-                   help="classifiers, inference: time ours on each of torch,fused,channels-last,compile,onnxruntime,"
-                        "openvino (comma-separated) against the peer eager and exported to the same runtimes "
-                        "(default batch 1 then)")
+                   help="time ours on each of torch,fused,channels-last,compile,onnxruntime,openvino "
+                        "(comma-separated) against the peer eager and (classifiers) the peer exported to the same "
+                        "runtimes; detectors from image to detections against effdet eager (default batch 1 then)")
     p.add_argument("--plot", metavar="PNG", help="with --runtimes: draw the images/s of every runtime")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
@@ -164,15 +164,26 @@ def cmd_bench_runtimes(args: argparse.Namespace) -> int:
     from backbonekit.tools.runtime_bench import parse_runtimes, plot_runtimes, render_runtimes, run_runtime_bench
 
     runtimes = parse_runtimes(args.runtimes)
-    if is_detector(args.model) or args.train:
-        raise ConfigError("--runtimes times a classifier's inference (not detectors, not --train) so far")
+    if args.train:
+        raise ConfigError("--runtimes times inference (predict for detectors), not --train")
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    vs, batch, size = args.vs or "torchvision", args.batch_size or 1, args.image_size or 224
-    rows = run_runtime_bench(args.model, runtimes, vs, batch, size, rounds=args.rounds, iters=args.iters,
-                             progress=lambda text: print(text, file=sys.stderr, flush=True))
+    say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
+    batch = args.batch_size or 1
+    if is_detector(args.model):
+        from backbonekit.models.efficientdet import CONFIGS
+        from backbonekit.tools.runtime_bench import run_detector_runtime_bench
+
+        vs = "effdet"
+        size = args.image_size or CONFIGS[args.model.removeprefix("efficientdet_")].image_size[0]
+        rows = run_detector_runtime_bench(args.model, runtimes, batch, size, rounds=args.rounds, iters=args.iters,
+                                          progress=say)
+    else:
+        vs, size = args.vs or "torchvision", args.image_size or 224
+        rows = run_runtime_bench(args.model, runtimes, vs, batch, size, rounds=args.rounds, iters=args.iters,
+                                 progress=say)
     if args.json:
         for row in rows:
             print(json.dumps(row.as_dict()))

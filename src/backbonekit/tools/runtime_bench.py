@@ -10,6 +10,7 @@ the slowest round are reported: the spread says how far a ratio can be trusted o
 """
 from __future__ import annotations
 
+import copy
 import random
 import statistics
 import tempfile
@@ -76,22 +77,72 @@ def run_runtime_bench(name: str, runtimes: list[str], vs: str = "torchvision", b
                        diffs[(runtime, who)] / scale) for (runtime, who), r in rates.items()]
 
 
+def run_detector_runtime_bench(name: str, runtimes: list[str], batch_size: int = 1, image_size: int | None = None,
+                               rounds: int = 5, iters: int = 3, warmup: int = 2,
+                               progress: Callable[[str], None] | None = None) -> list[RuntimeRow]:
+    """EfficientDet from image to detections (network, decoding, NMS) on each runtime against effdet's predict bench
+    eager, on the same calibrated random weights. The torch rows are checked against effdet's detections; the
+    exported rows (our whole ``predict detect`` graph, NMS inside) against the same graph run eagerly, since the
+    graph clips boxes to the image and effdet's bench does not. effdet's own model is not exported (its NMS is
+    torchvision's Python-level batched_nms): no same-runtime peer row for detectors."""
+    from backbonekit.detection.export import compare_detections, export_detector_onnx, unpad
+    from backbonekit.detection.task import DetectionTask
+    from backbonekit.models.efficientdet import CONFIGS
+    from backbonekit.tools.bench import _effdet_detections, _OursPredict, detection_difference, detector_pair
+
+    say = progress or (lambda text: None)
+    size = image_size or CONFIGS[name.removeprefix("efficientdet_")].image_size[0]
+    task = DetectionTask(model=name, num_classes=90, image_size=[size, size]).eval()
+    images = torch.randint(0, 256, (batch_size, 3, size, size), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(1))
+    x = task.normalize(images)
+    model, peer = detector_pair(name, "effdet", x)
+    task.model.load_state_dict(model.state_dict())
+    limits = (peer.model.config.max_detection_points, peer.model.config.max_det_per_image)
+    steps, diffs = {("torch", "effdet"): lambda _: peer(x)}, {("torch", "effdet"): 0.0}
+    with tempfile.TemporaryDirectory() as folder, torch.inference_mode():
+        reference = _effdet_detections(peer(x))
+        for runtime in runtimes:
+            say(f"preparing {runtime}")
+            if runtime in EXPORTED:
+                path = Path(folder) / "ours.onnx"
+                if not path.exists():
+                    export_detector_onnx(task, path, score_threshold=0.0, max_detections=limits[1])
+                    graph = [{k: torch.as_tensor(v) for k, v in d.items()} for d in unpad(
+                        [t.numpy() for t in _eager_graph(task, limits[1])(images)])]
+                run = prepare(task.model, runtime, images, path)  # the file exists: loaded, not exported again
+                got = compare_detections(graph, unpad(run(images)))
+                diffs[(runtime, "ours")] = max(got["max_box_diff"], got["max_score_diff"]) if got["matched"] \
+                    else float("inf")
+                steps[(runtime, "ours")] = lambda _, run=run: run(images)
+            else:
+                module, layout = torch_variant(model, runtime)
+                predict, laid_out = _OursPredict(module, size, *limits), layout(x)
+                diffs[(runtime, "ours")] = detection_difference(predict(laid_out), reference)
+                steps[(runtime, "ours")] = lambda _, predict=predict, laid_out=laid_out: predict(laid_out)
+        say(f"timing {len(steps)} variants, {rounds} rounds in random order")
+        rates = alternate(steps, images, rounds, iters, warmup)
+    return [RuntimeRow(runtime, who, statistics.median(r), max(r), min(r), diffs[(runtime, who)],
+                       diffs[(runtime, who)]) for (runtime, who), r in rates.items()]
+
+
+def _eager_graph(task, max_detections: int) -> nn.Module:
+    from backbonekit.detection.export import DetectorForExport
+
+    return DetectorForExport(task, score_threshold=0.0, max_detections=max_detections).eval()
+
+
 def prepare(model: nn.Module, runtime: str, x: torch.Tensor, onnx_path: Path) -> Callable:
-    """``model`` as a function of ``x`` run by ``runtime`` (a model exported once for both export runtimes)."""
-    if runtime == "torch":
-        return model
-    fused = fuse_batchnorm(model)
-    if runtime == "fused":
-        return fused
-    if runtime == "channels-last":
-        fused = fused.to(memory_format=torch.channels_last)
-        return lambda images: fused(images.contiguous(memory_format=torch.channels_last))
-    if runtime == "compile":
-        return torch.compile(fused)
+    """``model`` as a function of ``x`` run by ``runtime`` (a model exported once for both export runtimes); the
+    model itself is left as it is (fused copies are made)."""
+    if runtime not in EXPORTED:
+        module, layout = torch_variant(model, runtime)
+        return lambda images: module(layout(images))
     if not onnx_path.exists():
         from backbonekit.io.onnx_export import export_module
 
         example = torch.cat([x, x]) if len(x) == 1 else x  # a batch of 1 would be specialised, not dynamic
+        fused = fuse_batchnorm(copy.deepcopy(model))
         export_module(ImagesInput(fused).eval(), example, onnx_path, 18, ["logits"])
     if runtime == "onnxruntime":
         from backbonekit.io.onnx_export import OnnxRunner
@@ -100,6 +151,22 @@ def prepare(model: nn.Module, runtime: str, x: torch.Tensor, onnx_path: Path) ->
     from backbonekit.io.openvino_runtime import OpenVinoRunner
 
     return OpenVinoRunner(onnx_path, "fp32")
+
+
+def torch_variant(model: nn.Module, runtime: str) -> tuple[Callable, Callable]:
+    """(``model`` as ``runtime`` runs it in PyTorch, the layout its input needs); BatchNorm is folded in a copy."""
+    if runtime == "torch":
+        return model, _same
+    fused = fuse_batchnorm(copy.deepcopy(model))
+    if runtime == "fused":
+        return fused, _same
+    if runtime == "channels-last":
+        return fused.to(memory_format=torch.channels_last), lambda t: t.contiguous(memory_format=torch.channels_last)
+    return torch.compile(fused), _same
+
+
+def _same(t: torch.Tensor) -> torch.Tensor:
+    return t
 
 
 class ImagesInput(nn.Module):
