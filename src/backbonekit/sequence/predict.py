@@ -9,6 +9,7 @@ from typing import Callable
 import torch
 from PIL import Image
 
+from backbonekit.io.figures import save_figure
 from backbonekit.io.images import find_images, load_image, read_in_batches
 from backbonekit.sequence.data import SeqDeepFakeDataset, build_transform, format_label
 from backbonekit.training.inference import load_for_inference
@@ -81,8 +82,4 @@ def draw_grid(rows: list[dict], path: str | Path, root: str | Path | None = None
             colour = "green" if row["label"] == row["true_label"] else "red"
         ax.set_title(title, fontsize=8, color=colour)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)

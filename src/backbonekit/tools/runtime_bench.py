@@ -23,6 +23,7 @@ import torch
 import torch.nn as nn
 
 from backbonekit.errors import ConfigError
+from backbonekit.io.figures import save_figure
 from backbonekit.models.registry import create_model
 from backbonekit.nn.fuse import fuse_batchnorm
 from backbonekit.tools.bench import build_peer
@@ -262,8 +263,4 @@ def plot_runtimes(rows: list[RuntimeRow], peer: str, title: str, path: str | Pat
     ax.set_ylabel("images/s (median; bars: slowest–fastest round)")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)

@@ -24,6 +24,7 @@ from typing import Callable, Iterable, Sequence
 import torch
 import torch.nn as nn
 
+from backbonekit.io.figures import save_figure
 from backbonekit.models.registry import create_model, list_models
 from backbonekit.tools.summary import output_tensors, summarize
 
@@ -229,8 +230,4 @@ def plot_survey(rows: list[dict], path: str | Path, title: str = "") -> Path:
     handles = {label: h for h, label in zip(*axes[0].get_legend_handles_labels())}
     fig.legend(handles.values(), handles.keys(), loc="outside right upper", fontsize=8)
     fig.suptitle(title or f"{len(rows)} models, {torch.get_num_threads()} threads", fontsize=10)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
