@@ -24,7 +24,9 @@ MATRIX = {
         ("file for folder", ["--data", "{file}"], "{file}"),
         ("folder for file", ["--data", "{det_data}", "--pretrained", "{folder}"], "--pretrained {folder}: a folder"),
         ("corrupt file", ["--data", "{junk_json}"], "not valid JSON"),
-        ("other task", ["--data", "{det_data}", "--pretrained", CKPT["cls"]], "classify"),
+        ("other task", ["--data", "{det_data}", "--pretrained", CKPT["cls"]],
+         "a classify checkpoint; `train detect` takes a detect model's weights here (a classifier's weights go to "
+         "--pretrained-backbone)"),
         ("out of range", ["--data", "{det_data}", "--val-ratio", "0"], "--val-ratio"),
     ]),
     "train sequence": (["train", "sequence", "--backbone", "resnet18", "--image-size", "32", "--epochs", "1"], [
@@ -32,7 +34,8 @@ MATRIX = {
         ("file for folder", ["--data", "{file}"], "{file}"),
         ("folder for file", ["--data", "{seq_data}", "--pretrained-backbone", "{folder}"], "a folder"),
         ("corrupt file", ["--data", "{seq_data}", "--pretrained-backbone", "{junk}"], "not a PyTorch file"),
-        ("other task", ["--data", "{seq_data}", "--pretrained-backbone", CKPT["det"]], "detect"),
+        ("other task", ["--data", "{seq_data}", "--pretrained-backbone", CKPT["det"]],
+         "a detect checkpoint; `train sequence` takes a classify model's weights here"),
         ("out of range", ["--data", "{seq_data}", "--lr", "0"], "--lr must be positive"),
     ]),
     "train noisy-student": (["train", "noisy-student", "--image-size", "16", "--epochs", "1"], [

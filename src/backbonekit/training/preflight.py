@@ -19,7 +19,25 @@ RUN_FILES = ("best.ckpt", "last.ckpt", "best.safetensors")
 def check_train_settings(args: argparse.Namespace, command: str) -> None:
     _check_numbers(args)
     _check_paths(args)
+    _check_start_weights(args, command)
     _check_devices(args)
+
+
+def _check_start_weights(args: argparse.Namespace, command: str) -> None:
+    """A run's checkpoint given as start weights must be of the task that fits: a classifier's checkpoint as a
+    detector's --pretrained would only fail later, as hundreds of missing keys."""
+    from backbonekit.training.checkpoint_io import run_checkpoint_task  # torch: only when a train command runs
+
+    task = command.split()[-1] if command.split()[-1] in ("classify", "detect", "sequence") else "classify"
+    fits = {"pretrained": task, "pretrained_backbone": "classify", "teacher": "classify"}
+    for name, wanted in fits.items():
+        value = getattr(args, name, None)
+        found = run_checkpoint_task(value) if value else None
+        if found is not None and found != wanted:
+            hint = " (a classifier's weights go to --pretrained-backbone)" if name == "pretrained" and found == \
+                "classify" else ""
+            raise ConfigError(f"--{name.replace('_', '-')} {value}: a {found} checkpoint; `{command}` takes a "
+                              f"{wanted} model's weights here{hint}")
 
 
 def check_input_files(args: argparse.Namespace) -> None:
