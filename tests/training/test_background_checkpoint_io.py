@@ -1,4 +1,5 @@
 """Checkpoints written by the background thread: a snapshot of the state when asked, in order, failures reported."""
+import os
 import threading
 
 import pytest
@@ -54,3 +55,12 @@ def test_a_failed_write_stops_the_next_save(tmp_path):
     with pytest.raises(WeightsError, match="a.ckpt"):
         io.save_checkpoint({"step": 2}, tmp_path / "b.ckpt")
     io.teardown()
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority") or not hasattr(threading, "get_native_id"), reason="Linux")
+def test_the_writer_thread_yields_the_cpu_to_training():
+    # On 2 cores the writer's serialising and fsyncing took cores from the step (0.73× a bare loop's speed).
+    io, seen = BackgroundCheckpointIO(), []
+    io._submit(lambda: seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+    io.teardown()
+    assert seen == [19] and os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < 19

@@ -7,8 +7,10 @@ does not wait for the disk.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import threading
 import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -63,6 +65,13 @@ def load_checkpoint_file(path: str | os.PathLike, map_location: Any = "cpu") -> 
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - any failure to deserialise means the file is unusable
         raise WeightsError(f"{path}: {why_torch_load_failed(path, e)}") from None
+
+
+def _lower_priority() -> None:
+    """The writer thread yields the CPU to training: on a machine with few cores its serialising and writing otherwise
+    take cores from the step (measured on 2 cores: 0.73× a bare loop's speed with the writer, 0.93× without it)."""
+    with contextlib.suppress(AttributeError, OSError):  # thread niceness: Linux; elsewhere the default priority
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
 def run_checkpoint_task(path: str | os.PathLike) -> str | None:
@@ -139,7 +148,8 @@ class BackgroundCheckpointIO(AtomicCheckpointIO):
         for future in done:
             future.result()
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint-writer")
+            self._executor = ThreadPoolExecutor(max_workers=1, initializer=_lower_priority,
+                                                thread_name_prefix="checkpoint-writer")
         self._pending.append(self._executor.submit(fn, *args))
 
 
