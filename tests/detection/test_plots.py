@@ -8,6 +8,7 @@ from backbonekit.detection.plots import (
     class_colours, draw_detections, pr_curve_figure, save_detection_grid, text_colour,
 )
 from backbonekit.training.plots import plt
+from figure_checks import cut_off
 
 NAMES = ["car", "person", "bike"]
 
@@ -79,15 +80,6 @@ def test_grid_takes_drawings_of_different_heights(tmp_path):
     assert Image.open(out).size == (2 * 60 + 3 * 4, 70 + 2 * 4)
 
 
-def _outside_figure(fig) -> bool:
-    """Whether anything drawn (titles, legends, tick labels) would be cut off at the figure's edge."""
-    fig.canvas.draw()
-    drawn, page = fig.get_tightbbox(fig.canvas.get_renderer()), fig.bbox_inches
-    slack = 0.02  # inches
-    return (drawn.x0 < page.x0 - slack or drawn.y0 < page.y0 - slack or drawn.x1 > page.x1 + slack
-            or drawn.y1 > page.y1 + slack)
-
-
 @pytest.mark.parametrize("classes", [3, 40])
 def test_pr_legend_is_beside_the_curves_and_inside_the_figure(classes):
     names = [f"class number {i}" for i in range(classes)]
@@ -98,6 +90,6 @@ def test_pr_legend_is_beside_the_curves_and_inside_the_figure(classes):
         ax = fig.axes[0]
         legend_box = fig.legends[0].get_window_extent(fig.canvas.get_renderer())
         assert legend_box.x0 >= ax.get_window_extent().x1  # right of the axes, over no curve
-        assert not _outside_figure(fig)
+        assert not cut_off(fig)
     finally:
         plt.close(fig)

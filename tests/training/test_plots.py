@@ -2,16 +2,7 @@
 import pytest
 
 from backbonekit.training.plots import confusion_figure, plt
-
-
-def _cut_off(fig) -> bool:
-    """Whether anything drawn (titles, legends, tick labels) would be cut off at the figure's edge."""
-    fig.canvas.draw()
-    drawn, page = fig.get_tightbbox(fig.canvas.get_renderer()), fig.bbox_inches
-    slack = 0.02  # inches
-    return (drawn.x0 < page.x0 - slack or drawn.y0 < page.y0 - slack or drawn.x1 > page.x1 + slack
-            or drawn.y1 > page.y1 + slack)
-
+from figure_checks import cut_off
 
 
 @pytest.mark.parametrize("names", [["a", "b"], ["cat", "dog", "fox"], [f"a long class name {i}" for i in range(14)]])
@@ -19,7 +10,7 @@ def test_confusion_matrix_title_and_labels_are_not_clipped(names):
     matrix = [[3 if i == j else 1 for j in range(len(names))] for i in range(len(names))]
     fig = confusion_figure(matrix, names, "confusion matrix (last validation)")
     try:
-        assert not _cut_off(fig)
+        assert not cut_off(fig)
     finally:
         plt.close(fig)
 
