@@ -85,7 +85,9 @@ def choose_runtime(checkpoint: Path, spec: TaskSpec, device: str | None, batch_s
 
 
 def measure_runtimes(checkpoint: Path, spec: TaskSpec, batch_size: int, rounds: int = 3) -> dict[str, float]:
-    """images/s of the checkpoint in each installed runtime on random images, median of alternating rounds."""
+    """images/s of the checkpoint in each installed runtime on random images: per runtime, a warm-up call then the
+    median of ``rounds`` calls, one runtime after the other (onnxruntime's idle threads spin for a while after a
+    call: interleaved, they would slow whatever is timed next; the warm-up call absorbs that)."""
     names = [name for name in RUNTIMES[:-1] if importlib.util.find_spec(name)]
     if checkpoint.suffix == ".onnx":
         names.remove("torch")  # no PyTorch weights in an exported file
@@ -93,17 +95,18 @@ def measure_runtimes(checkpoint: Path, spec: TaskSpec, batch_size: int, rounds: 
     size = next(iter(models.values())).cfg.image_size
     height, width = (size, size) if isinstance(size, int) else size
     images = torch.randint(0, 256, (batch_size, 3, height, width), dtype=torch.uint8)
-    calls = {name: getattr(model, "detect", model) for name, model in models.items()}
-    times: dict[str, list[float]] = {name: [] for name in calls}
+    rates = {}
     with torch.inference_mode():
-        for call in calls.values():
-            call(images)  # warm-up: first-call allocations and lazy initialisation
-        for r in range(rounds):
-            for name in names[r % len(names):] + names[:r % len(names)]:
+        for name, model in models.items():
+            call = getattr(model, "detect", model)
+            call(images)  # warm-up: first-call allocations, lazy initialisation, the previous runtime's threads
+            times = []
+            for _ in range(rounds):
                 start = time.perf_counter()
-                calls[name](images)
-                times[name].append(time.perf_counter() - start)
-    return {name: batch_size / statistics.median(t) for name, t in times.items()}
+                call(images)
+                times.append(time.perf_counter() - start)
+            rates[name] = batch_size / statistics.median(times)
+    return rates
 
 
 def load_onnx(checkpoint: str | Path, spec: TaskSpec, runtime: str = "onnxruntime", precision: str = "fp32"):
