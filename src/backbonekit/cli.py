@@ -1,6 +1,6 @@
 """Command line: argument parsing only. Each command calls one function of a task, of weights or of the tools.
 
-Verbs (``train``, ``eval``, ``predict``, ``data``) take a task as their second word (``backbonekit train classify
+Verbs (``train``, ``eval``, ``predict``, ``explain``, ``data``) take a task as their second word (``backbonekit train classify
 …``); each task folder adds its own sub-commands through ``add_commands``. ``export``, ``models``, ``summary``,
 ``bench`` and ``demo`` stand alone: ``export`` finds the task in the checkpoint.
 """
@@ -14,7 +14,7 @@ import time
 
 from backbonekit.errors import BackbonekitError
 
-VERBS = ("train", "eval", "predict", "data")
+VERBS = ("train", "eval", "predict", "explain", "data")
 
 # Modules that add the stand-alone commands; each has ``add_commands(verbs: dict[str, _SubParsersAction])`` and
 # imports nothing heavy at module level, so parsing (and ``--help``) needs no torch. Tasks add theirs through the

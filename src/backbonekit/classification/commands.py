@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from backbonekit.explain.command import add_explain_arguments, cmd_explain
 from backbonekit.training.run_args import add_device_argument, add_run_arguments, add_runtime_argument
 from backbonekit.training.train_args import (add_input_arguments, add_optimization_arguments, add_skip_bad_argument,
                                              non_negative_int, open_fraction, positive_int, probability)
@@ -58,6 +59,11 @@ def add_commands(verbs: dict) -> None:
     add_device_argument(p)
     add_runtime_argument(p)
     p.set_defaults(func=cmd_predict)
+
+    p = verbs["explain"].add_parser("classify", help="class activation maps of the top-k classes, per image")
+    add_explain_arguments(p)
+    p.add_argument("--top-k", type=positive_int, default=3, help="maps for the k most likely classes")
+    p.set_defaults(func=lambda args: cmd_explain(args, "classify", top_k=args.top_k))
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:

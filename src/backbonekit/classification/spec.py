@@ -36,5 +36,11 @@ def onnx_model(runner):
     return OnnxClassifier(runner)
 
 
+def explain(trained, paths, options) -> list:
+    from backbonekit.classification.explain import explain_classifier
+
+    return explain_classifier(trained, paths, options)
+
+
 SPEC = register_task(TaskSpec("classify", __name__, add_commands, task_class, load, export, check_export,
-                              onnx_model=onnx_model))
+                              onnx_model=onnx_model, explain=explain))

@@ -1,0 +1,61 @@
+"""``backbonekit explain TASK``: the options every task shares and the one path from a checkpoint to its task's
+``explain`` (the file read once; another task's checkpoint is named as such)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from backbonekit.errors import ConfigError
+
+
+def add_explain_arguments(p: argparse.ArgumentParser) -> None:
+    from backbonekit.explain import METHODS
+    from backbonekit.training.run_args import add_device_argument
+    from backbonekit.training.train_args import add_skip_bad_argument, positive_int
+
+    p.add_argument("--checkpoint", required=True, help="best.ckpt, last.ckpt or best.safetensors of a run")
+    p.add_argument("paths", nargs="+", metavar="IMAGE", help="image files or folders")
+    p.add_argument("--method", choices=METHODS, default="gradcam")
+    p.add_argument("--layer", help="the module whose activations are explained (e.g. layer4, blocks.5); default: "
+                                   "the backbone's last level")
+    p.add_argument("--out", help="folder for the PNGs (default: explain/ in the checkpoint's run folder)")
+    p.add_argument("--feature-maps", type=positive_int, default=None, metavar="N",
+                   help="also draw the first N channels of every backbone level, one PNG per image")
+    add_skip_bad_argument(p)
+    add_device_argument(p)
+
+
+def options_from_args(args: argparse.Namespace, **task_options):
+    from backbonekit.explain import ExplainOptions
+
+    return ExplainOptions(method=args.method, layer=args.layer, out=args.out, feature_maps=args.feature_maps or 0,
+                          device=args.device, skip_bad_images=args.skip_bad_images, **task_options)
+
+
+def cmd_explain(args: argparse.Namespace, task: str, **task_options) -> int:
+    for path in explain_files(args.checkpoint, args.paths, task, options_from_args(args, **task_options)):
+        print(path, flush=True)
+    return 0
+
+
+def explain_files(checkpoint, paths: list[str], task: str | None, options) -> list[Path]:
+    from backbonekit.tasks import all_tasks
+    from backbonekit.training.inference import pick_device
+    from backbonekit.training.task_io import read_trained
+    from backbonekit.training.task_spec import get_task
+
+    all_tasks()
+    config, state = read_trained(checkpoint)
+    found = config.get("task")
+    if task is not None and found != task:
+        raise ConfigError(f"--checkpoint {checkpoint}: a {found} checkpoint, not {task} (use `backbonekit explain "
+                          f"{found}`)")
+    spec = get_task(found, checkpoint)
+    if spec.explain is None:
+        raise ConfigError(f"--checkpoint {checkpoint}: the {found} task has no explain")
+    device = pick_device(options.device)
+    # Not fused: the maps need the layers as trained (grad-cam hooks a named module, BatchNorm included).
+    trained = spec.load(checkpoint, fuse=False, read=(config, state)).to(device)
+    options.out = Path(options.out) if options.out else Path(checkpoint).parent / "explain"
+    options.out.mkdir(parents=True, exist_ok=True)
+    return spec.explain(trained, paths, options)
