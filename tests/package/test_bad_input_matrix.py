@@ -70,6 +70,15 @@ for task, key, extra, bad_number in (("classify", "cls", [], ["--batch-size", "0
         ("other task", ["--checkpoint", CKPT[other], "{cls_data}"], {"cls": "classify", "det": "detect"}[other]),
         ("out of range", ["--checkpoint", CKPT[key], "{cls_data}", *bad_number], "--batch-size"),
     ])
+    MATRIX[f"explain {task}"] = (["explain", task], [
+        ("missing path", ["--checkpoint", CKPT[key], "{missing}"], "{missing}"),
+        ("file for folder", ["--checkpoint", CKPT[key], "{file}"], "{file}"),
+        ("folder for file", ["--checkpoint", "{folder}", "{cls_data}"], "--checkpoint {folder}: a folder"),
+        ("corrupt file", ["--checkpoint", CKPT[key], "{junk_png}"], "cannot read image"),
+        ("other task", ["--checkpoint", CKPT[other], "{cls_data}"],
+         f"a {'detect' if other == 'det' else 'classify'} checkpoint, not {task}"),
+        ("out of range", ["--checkpoint", CKPT[key], "{cls_data}", "--feature-maps", "0"], "--feature-maps"),
+    ])
 MATRIX["eval detect --predictions"] = (["eval", "detect"], [
     ("missing path", ["--predictions", "{missing}", "--data", "{det_data}"], "--predictions {missing}"),
     ("file for folder", ["--predictions", "{file}", "--data", "{det_data}"], "{file}"),
@@ -148,7 +157,7 @@ def test_bad_input_is_one_error_line(command, case, argv, message, places, tmp_p
     prefix = MATRIX[command][0]
     fill = {k: str(v) for k, v in places.items()}
     argv = [a.format(**fill) for a in [*prefix, *argv]]
-    writes_out = argv[0] == "train" or argv[:2] in (["predict", "detect"], ["eval", "classify"], ["eval", "detect"])
+    writes_out = argv[0] in ("train", "explain") or argv[:2] in (["predict", "detect"], ["eval", "classify"], ["eval", "detect"])
     if writes_out and "--out" not in argv:
         argv += ["--out", str(tmp_path / "out")]
     try:
