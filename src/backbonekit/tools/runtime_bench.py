@@ -5,8 +5,8 @@ random weights loaded into it) in each way of running it, and the peer (torchvis
 export runtimes, exported the same way, so the ratio says both what the runtime gains over eager PyTorch and whether
 our graph is at least as good as the peer's own in that runtime. Every variant's outputs are checked against the
 peer's eager outputs before timing; every step is timed in alternating rounds in one process (a new random order
-each round; onnxruntime's threads do not spin, which would slow the step after it), and the median, the fastest and
-the slowest round are reported: the spread says how far a ratio can be trusted on a noisy machine.
+each round, after a pause that lets the spinning threads of the step before go to sleep), and the median, the
+fastest and the slowest round are reported: the spread says how far a ratio can be trusted on a noisy machine.
 """
 from __future__ import annotations
 
@@ -148,7 +148,7 @@ def prepare(model: nn.Module, runtime: str, x: torch.Tensor, onnx_path: Path) ->
     if runtime == "onnxruntime":
         from backbonekit.io.onnx_export import OnnxRunner
 
-        return OnnxRunner(onnx_path, spin=False)  # its spinning threads would slow the step timed after it
+        return OnnxRunner(onnx_path)  # spinning, as predict runs it: `alternate` lets its threads settle first
     from backbonekit.io.openvino_runtime import OpenVinoRunner
 
     return OpenVinoRunner(onnx_path, "fp32")
@@ -185,9 +185,16 @@ def as_tensor(output) -> torch.Tensor:
     return torch.from_numpy(output[0]) if isinstance(output, list) else output
 
 
-def alternate(steps: dict, x: torch.Tensor, rounds: int, iters: int, warmup: int) -> dict[tuple, list[float]]:
+# A pause before each timed step: without one, a step timed right after onnxruntime ran up to 5× slower (its idle
+# threads spin for a while, on the same cores).
+SETTLE_S = 0.2
+
+
+def alternate(steps: dict, x: torch.Tensor, rounds: int, iters: int, warmup: int,
+              settle: float = SETTLE_S) -> dict[tuple, list[float]]:
     """images/s of each step in each round, the steps in a new seeded random order each round (so no step always
-    follows the same one, whose idle threads may still hold the CPU)."""
+    follows the same one), after a pause of ``settle`` seconds (idle threads of the step before, spinning, would
+    take the CPU from it)."""
     keys = list(steps)
     for key in keys:
         for _ in range(warmup):
@@ -196,6 +203,7 @@ def alternate(steps: dict, x: torch.Tensor, rounds: int, iters: int, warmup: int
     order = random.Random(0)
     for _ in range(rounds):
         for key in order.sample(keys, len(keys)):
+            time.sleep(settle)
             start = time.perf_counter()
             for _ in range(iters):
                 steps[key](x)
