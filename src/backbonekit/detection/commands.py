@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from backbonekit.explain.command import add_explain_arguments, cmd_explain
 from backbonekit.training.run_args import add_device_argument, add_run_arguments, add_runtime_argument
 from backbonekit.training.train_args import (add_deprecated_arguments, add_input_arguments, add_optimization_arguments,
                                              add_skip_bad_argument, non_negative_int, open_fraction, positive_int,
@@ -54,6 +55,13 @@ def add_commands(verbs: dict) -> None:
     add_device_argument(p)
     add_runtime_argument(p)
     p.set_defaults(func=cmd_predict)
+
+    p = verbs["explain"].add_parser("detect", help="for each detection, a map of what drove its score")
+    add_explain_arguments(p)
+    p.add_argument("--score-threshold", type=probability, default=0.3, help="boxes at least this likely")
+    p.add_argument("--max-boxes", type=positive_int, default=8, help="at most this many boxes an image")
+    p.set_defaults(func=lambda args: cmd_explain(args, "detect", score_threshold=args.score_threshold,
+                                                 max_boxes=args.max_boxes))
 
     p = verbs["eval"].add_parser("detect", help="COCO mAP / KITTI AP of a checkpoint or of any detector's results")
     source = p.add_mutually_exclusive_group(required=True)

@@ -27,9 +27,12 @@ HeadOutputs = torch.Tensor | list[torch.Tensor]
 
 def postprocess(cls_logits: HeadOutputs, box_regression: HeadOutputs, anchors: torch.Tensor,
                 image_size: tuple[int, int] | None = None, score_threshold: float = 0.0, iou_threshold: float = 0.5,
-                max_candidates: int = 5000, max_detections: int = 100) -> list[dict[str, torch.Tensor]]:
+                max_candidates: int = 5000, max_detections: int = 100,
+                with_anchors: bool = False) -> list[dict[str, torch.Tensor]]:
     """Head outputs → per image ``{"boxes" (K, 4) xyxy, "scores" (K,), "labels" (K,)}`` sorted by score,
-    K ≤ ``max_detections``; boxes in input pixels, clipped to ``image_size`` (H, W) if given.
+    K ≤ ``max_detections``; boxes in input pixels, clipped to ``image_size`` (H, W) if given. ``with_anchors``:
+    also ``"anchors"`` (K,), the index of the anchor each box came from, in ``forward_flat``'s row order (what
+    ``explain detect`` takes a box's logit from).
 
     The outputs are either rows, (B, N, C) logits and (B, N, 4) codes in anchor order (``forward_flat``), or the
     per-level maps (B, A·C, h, w) and (B, A·4, h, w) of ``model(x)``, in either memory format.
@@ -47,9 +50,11 @@ def postprocess(cls_logits: HeadOutputs, box_regression: HeadOutputs, anchors: t
         if image_size is not None:
             boxes = clip_boxes_to_image(boxes, tuple(image_size))
         keep = scores > score_threshold
-        boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+        boxes, scores, labels, anchor_index = boxes[keep], scores[keep], labels[keep], anchor_index[keep]
         keep = _first_kept(boxes, scores, labels, iou_threshold, max_detections)
         results.append({"boxes": boxes[keep], "scores": scores[keep], "labels": labels[keep]})
+        if with_anchors:
+            results[-1]["anchors"] = anchor_index[keep]
     return results
 
 

@@ -51,7 +51,7 @@ def predict_images(checkpoint: str | Path, paths: list[str], out: str | Path, sc
     skipped: list = []
     for chunk in read_in_batches(find_images(paths), batch_size, skip_bad_images, skipped):
         originals = [tv_tensors.Image(image_to_tensor(image)) for _, image in chunk]
-        letterboxed = [transform(image, _empty_target(image)) for image in originals]
+        letterboxed = [transform(image, empty_target(image)) for image in originals]
         batch = torch.stack([image.as_subclass(torch.Tensor) for image, _ in letterboxed])
         detections = task.detect(batch.to(device), score_threshold=score_threshold)
         for (path, _), image, (_, target), det in zip(chunk, originals, letterboxed, detections):
@@ -127,7 +127,7 @@ class ResultWriter:
         return [f"COCO image_id: {self.unmatched} of {self.count} images are not in {sources}; theirs is the file stem"]
 
 
-def _empty_target(image) -> dict:
+def empty_target(image) -> dict:
     canvas = tuple(image.shape[-2:])
     return {"boxes": tv_tensors.BoundingBoxes(torch.zeros(0, 4), format="XYXY", canvas_size=canvas),
             "labels": torch.zeros(0, dtype=torch.long)}

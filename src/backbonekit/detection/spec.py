@@ -37,6 +37,12 @@ def onnx_model(runner):
     return OnnxDetector(runner)
 
 
+def explain(trained, paths, options) -> list:
+    from backbonekit.detection.explain import explain_detector
+
+    return explain_detector(trained, paths, options)
+
+
 SPEC = register_task(TaskSpec("detect", __name__, add_commands, task_class, load, export, check_export,
                               export_options=("score_threshold", "max_detections"),
-                              onnx_model=onnx_model))
+                              onnx_model=onnx_model, explain=explain))

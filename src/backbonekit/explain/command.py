@@ -8,16 +8,19 @@ from pathlib import Path
 from backbonekit.errors import ConfigError
 
 
-def add_explain_arguments(p: argparse.ArgumentParser) -> None:
+def add_explain_arguments(p: argparse.ArgumentParser, cams: bool = True) -> None:
+    """The shared options; ``cams=False`` for a task whose maps are not CAMs (sequence: attention), without
+    ``--method`` and ``--layer``."""
     from backbonekit.explain import METHODS
     from backbonekit.training.run_args import add_device_argument
     from backbonekit.training.train_args import add_skip_bad_argument, positive_int
 
     p.add_argument("--checkpoint", required=True, help="best.ckpt, last.ckpt or best.safetensors of a run")
     p.add_argument("paths", nargs="+", metavar="IMAGE", help="image files or folders")
-    p.add_argument("--method", choices=METHODS, default="gradcam")
-    p.add_argument("--layer", help="the module whose activations are explained (e.g. layer4, blocks.5); default: "
-                                   "the backbone's last level")
+    if cams:
+        p.add_argument("--method", choices=METHODS, default="gradcam", help="the CAM method (grad-cam's)")
+        p.add_argument("--layer", help="the module whose activations are explained (e.g. layer3, "
+                                       "backbone.body.stages.2); default: a level of the backbone, see README")
     p.add_argument("--out", help="folder for the PNGs (default: explain/ in the checkpoint's run folder)")
     p.add_argument("--feature-maps", type=positive_int, default=None, metavar="N",
                    help="also draw the first N channels of every backbone level, one PNG per image")
@@ -28,7 +31,7 @@ def add_explain_arguments(p: argparse.ArgumentParser) -> None:
 def options_from_args(args: argparse.Namespace, **task_options):
     from backbonekit.explain import ExplainOptions
 
-    return ExplainOptions(method=args.method, layer=args.layer, out=args.out, feature_maps=args.feature_maps or 0,
+    return ExplainOptions(method=getattr(args, "method", "gradcam"), layer=getattr(args, "layer", None), out=args.out, feature_maps=args.feature_maps or 0,
                           device=args.device, skip_bad_images=args.skip_bad_images, **task_options)
 
 

@@ -1,5 +1,8 @@
-"""Which layer a map is taken from: by default the last level of the model's ``feature_info`` (the deepest feature
-map before the head, where class evidence is still spatial), or any named module the user gives with ``--layer``."""
+"""Which layer a map is taken from: by default a level of the backbone's ``feature_info`` (the deepest one whose
+map still has room to show where, for a classifier), or any named module the user gives with ``--layer``.
+
+Names are looked up in the model the task runs (``root``): for a classifier the backbone itself (``layer4``), for a
+detector or sequence model the backbone sits under a prefix (``backbone.body.layer4``)."""
 from __future__ import annotations
 
 import difflib
@@ -9,37 +12,44 @@ import torch.nn as nn
 from backbonekit.errors import ConfigError
 
 
-def default_layer_name(model: nn.Module, image_size: int | None = None) -> str:
-    """The last module of the model's deepest level (``layer4`` of a ResNet) whose map still has at least 2×2
-    positions at ``image_size`` (a 1×1 map is the same everywhere: layer3 of a ResNet at 32²)."""
-    info = getattr(model, "feature_info", None)
+def default_level(backbone: nn.Module, image_size: int | None = None, reduction: int | None = None) -> str:
+    """The last module of a level of ``backbone``: the level with ``reduction`` (its stride) if given, else the
+    deepest level whose map has at least 2×2 positions at ``image_size`` (a 1×1 map is the same everywhere: layer4
+    of a ResNet at 32²)."""
+    info = getattr(backbone, "feature_info", None)
     if not info:
-        raise ConfigError(f"{type(model).__name__} has no feature_info: give --layer NAME")
-    spatial = [level for level in info if not image_size or image_size // level["reduction"] >= 2]
-    return (spatial or info[:1])[-1]["module"].split(",")[-1]
+        raise ConfigError(f"{type(backbone).__name__} has no feature_info: give --layer NAME")
+    if reduction is not None:
+        chosen = [level for level in info if level["reduction"] == reduction] or info
+    else:
+        chosen = [level for level in info if not image_size or image_size // level["reduction"] >= 2] or info[:1]
+    return chosen[-1]["module"].split(",")[-1]
 
 
-def level_names(model: nn.Module) -> list[str]:
+def level_names(backbone: nn.Module, prefix: str = "") -> list[str]:
     """The top-level module names of each level, in order: the short list an error shows."""
-    return [name for info in getattr(model, "feature_info", []) for name in info["module"].split(",")]
+    return [prefix + name for info in getattr(backbone, "feature_info", []) for name in info["module"].split(",")]
 
 
-def level_labels(model: nn.Module) -> list[str]:
+def level_labels(backbone: nn.Module) -> list[str]:
     """One name per level (its last module): the row labels of a feature-map grid."""
-    return [info["module"].split(",")[-1] for info in model.feature_info]
+    return [info["module"].split(",")[-1] for info in backbone.feature_info]
 
 
-def find_layer(model: nn.Module, name: str | None = None, image_size: int | None = None) -> tuple[str, nn.Module]:
-    """(name, module) of ``name`` in ``model`` (default: ``default_layer_name`` at ``image_size``); an unknown name
-    is a ConfigError that lists the levels and the closest names there are."""
-    name = name or default_layer_name(model, image_size)
-    modules = dict(model.named_modules())
+def find_layer(backbone: nn.Module, name: str | None = None, image_size: int | None = None, *,
+               root: nn.Module | None = None, prefix: str = "", reduction: int | None = None) -> tuple[str, nn.Module]:
+    """(name, module) of ``name`` in ``root`` (default: ``backbone``, which lies at ``prefix`` inside it); no name:
+    ``prefix`` + ``default_level``. An unknown name is a ConfigError listing the backbone's levels and the closest
+    names there are."""
+    root = backbone if root is None else root
+    name = name or prefix + default_level(backbone, image_size, reduction)
+    modules = dict(root.named_modules())
     if name in modules and name:
         return name, modules[name]
     close = difflib.get_close_matches(name, list(modules), n=5, cutoff=0.5)
-    raise ConfigError(f"--layer {name}: no such layer in {type(model).__name__}. Its levels: "
-                      f"{', '.join(level_names(model)) or '(none)'}; any module inside them works too (e.g. "
-                      f"{_example_inner(modules)})" + (f"; closest: {', '.join(close)}" if close else ""))
+    raise ConfigError(f"--layer {name}: no such layer in {type(root).__name__}. The backbone's levels: "
+                      f"{', '.join(level_names(backbone, prefix)) or '(none)'}; any module inside them works too "
+                      f"(e.g. {_example_inner(modules)})" + (f"; closest: {', '.join(close)}" if close else ""))
 
 
 def _example_inner(modules: dict[str, nn.Module]) -> str:

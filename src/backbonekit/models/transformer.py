@@ -62,6 +62,9 @@ class Attention(nn.Module):
         super().__init__()
         self.heads, self.dropout = heads, dropout
         self.q_proj, self.k_proj, self.v_proj, self.out_proj = (nn.Linear(dim, dim) for _ in range(4))
+        # A list while someone looks (``explain sequence``): each call appends its (B, heads, Lq, Lk) weights, computed
+        # beside SDPA, which returns none. None otherwise: training and inference pay nothing.
+        self.recorded: list[torch.Tensor] | None = None
 
     def forward(self, q, k, v, *, bias=None, attn_mask=None, key_padding_mask=None) -> torch.Tensor:
         """q (B, Lq, C), k/v (B, Lk, C); bias (B, heads, Lq, Lk) float; attn_mask (Lq, Lk) and
@@ -81,7 +84,15 @@ class Attention(nn.Module):
             logits_bias = logits_bias.to(q.dtype).masked_fill(forbid, float("-inf"))  # SDPA wants q's dtype (AMP)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=logits_bias,
                                              dropout_p=self.dropout if self.training else 0.0)
+        if self.recorded is not None:
+            self.recorded.append(attention_weights(q, k, logits_bias).detach())
         return self.out_proj(out.transpose(1, 2).reshape(b, lq, c))
+
+
+def attention_weights(q: torch.Tensor, k: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """softmax(q kᵀ / √d + bias): the weights ``scaled_dot_product_attention`` applies (without dropout)."""
+    logits = q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5
+    return (logits if bias is None else logits + bias).float().softmax(-1)
 
 
 class FeedForward(nn.Sequential):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from backbonekit.sequence.subsets import SUBSETS
+from backbonekit.explain.command import add_explain_arguments, cmd_explain
 from backbonekit.training.run_args import add_device_argument, add_run_arguments, add_runtime_argument
 from backbonekit.training.train_args import (add_deprecated_arguments, add_input_arguments, add_optimization_arguments,
                                              add_skip_bad_argument, positive_int)
@@ -46,6 +47,10 @@ def add_commands(verbs: dict) -> None:
     add_device_argument(p)
     add_runtime_argument(p)
     p.set_defaults(func=cmd_predict)
+
+    p = verbs["explain"].add_parser("sequence", help="the decoder's attention over the image for each predicted edit")
+    add_explain_arguments(p, cams=False)
+    p.set_defaults(func=lambda args: cmd_explain(args, "sequence"))
 
     p = synth_parsers(verbs).add_parser("seqdeepfake", help="SeqDeepFake layout with ordered, learnable edits")
     p.add_argument("--out", required=True, help="data root to write (<out>/<subset>/annotations, images)")

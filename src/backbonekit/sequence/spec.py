@@ -36,5 +36,11 @@ def onnx_model(runner):
     return OnnxSequence(runner)
 
 
+def explain(trained, paths, options) -> list:
+    from backbonekit.sequence.explain import explain_sequence
+
+    return explain_sequence(trained, paths, options)
+
+
 SPEC = register_task(TaskSpec("sequence", __name__, add_commands, task_class, load, export, check_export,
-                              onnx_model=onnx_model))
+                              onnx_model=onnx_model, explain=explain))
