@@ -1,0 +1,75 @@
+"""explain classify: CAM files from the CLI and Python, maps from every method, the default layer of every
+registered classifier, and the errors (wrong layer, another task's checkpoint)."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from backbonekit.classification.explain import class_maps
+from backbonekit.cli import main
+from backbonekit.explain import METHODS, explain
+from backbonekit.explain.cam import cam_maps
+from backbonekit.explain.layers import default_level, find_layer
+from backbonekit.models.registry import create_model, list_models
+from backbonekit.tasks import load_trained
+
+
+def _images(folder):
+    return sorted(p for p in folder.rglob("*.png"))[:2]
+
+
+def test_the_command_writes_a_strip_per_image_and_the_feature_maps(tiny_runs, tmp_path, capsys):
+    images = _images(tiny_runs["data"]["classify"])
+    code = main(["explain", "classify", "--checkpoint", str(tiny_runs["classify"] / "best.ckpt"), *map(str, images),
+                 "--out", str(tmp_path), "--feature-maps", "4", "--method", "gradcam++"])
+    assert code == 0
+    written = capsys.readouterr().out.split()
+    assert sorted(written) == sorted(str(tmp_path / f"{p.stem}{s}") for p in images
+                                     for s in ("_cam.png", "_features.png"))
+    for path in written:
+        with Image.open(path) as picture:
+            assert picture.width > 300 and picture.height > 150
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_gives_one_map_in_0_1_per_image(tiny_runs, method):
+    _, trained = load_trained(tiny_runs["classify"] / "best.ckpt")
+    images = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    maps = class_maps(trained, images, [0, 1], method)
+    assert maps.shape == (2, 16, 16) and maps.dtype == np.float32
+    assert 0 <= maps.min() and maps.max() <= 1 + 1e-6
+
+
+def test_python_explain_names_the_files(tiny_runs, tmp_path):
+    image = _images(tiny_runs["data"]["classify"])[0]
+    files = explain(tiny_runs["classify"] / "best.ckpt", [image], out=tmp_path, top_k=2)
+    assert [f.name for f in files] == [f"{image.stem}_cam.png"] and files[0].is_file()
+
+
+def test_a_wrong_layer_lists_the_levels(tiny_runs, tmp_path, capsys):
+    image = _images(tiny_runs["data"]["classify"])[0]
+    code = main(["explain", "classify", "--checkpoint", str(tiny_runs["classify"] / "best.ckpt"), str(image),
+                 "--layer", "layer9", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "--layer layer9: no such layer" in err and "layer1, layer2, layer3, layer4" in err
+
+
+@pytest.mark.parametrize("name", list_models(task="classify"))
+def test_every_classifier_has_a_default_layer(name):
+    with torch.device("meta"):  # no weights: only the module tree and feature_info are needed
+        model = create_model(name, num_classes=3)
+    found, module = find_layer(model, None, 224)
+    assert found == default_level(model, 224) and isinstance(module, torch.nn.Module)
+    last_levels = [info["module"].split(",")[-1] for info in model.feature_info]
+    assert found in last_levels[-2:], (found, last_levels)  # 224² leaves room for the deepest or the one before
+
+
+@pytest.mark.parametrize("name", ["resnet18", "efficientnet_lite0", "densenet121", "googlenet", "alexnet"])
+def test_the_default_layer_gives_a_map_that_shows_where(name):
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=3).eval()
+    _, layer = find_layer(model, None, 96)
+    x = torch.zeros(1, 3, 96, 96)
+    x[..., 10:40, 50:90] = 2.0  # one bright patch: the only thing there is to look at
+    heat = cam_maps(model, layer, x, None, "eigencam")[0]
+    assert heat.max() - heat.min() > 0.5, name  # not flat
