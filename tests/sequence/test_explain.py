@@ -1,11 +1,16 @@
 """explain sequence: the recorded cross-attention is the attention SDPA applied, recording changes nothing, one
 map per decoded step."""
+import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
 from backbonekit.cli import main
-from backbonekit.models.transformer import attention_weights
-from backbonekit.sequence.explain import edit_attention, recorded_cross_attention
+from backbonekit.errors import ConfigError
+from backbonekit.explain import explain
+from backbonekit.models.transformer import Attention, attention_weights
+from backbonekit.sequence.explain import edit_attention, recorded_cross_attention, step_panels
+from backbonekit.sequence.vocab import edit_names
 from backbonekit.sequence.vocab import sequence_length
 from backbonekit.tasks import load_trained
 
@@ -18,6 +23,24 @@ def test_the_recorded_weights_are_the_ones_sdpa_applies():
     weights = attention_weights(q, k, bias)
     torch.testing.assert_close(weights.sum(-1), torch.ones(2, 4, 6))
     torch.testing.assert_close(weights @ v, F.scaled_dot_product_attention(q, k, v, attn_mask=bias))
+
+
+def test_the_module_records_the_weights_its_output_is_made_of():
+    attention = Attention(16, heads=4).eval()
+    g = torch.Generator().manual_seed(1)
+    q, kv = torch.randn(2, 3, 16, generator=g), torch.randn(2, 7, 16, generator=g)
+    bias, padding = torch.randn(2, 4, 3, 7, generator=g), torch.zeros(2, 7, dtype=torch.bool)
+    padding[1, 5:] = True
+    with torch.no_grad():
+        plain = attention(q, kv, kv, bias=bias, key_padding_mask=padding)
+        attention.recorded = []
+        recorded = attention(q, kv, kv, bias=bias, key_padding_mask=padding)
+    (weights,) = attention.recorded
+    assert torch.equal(plain, recorded) and weights.shape == (2, 4, 3, 7)
+    assert weights[1, :, :, 5:].abs().sum() == 0  # padding gets no attention
+    v = attention.v_proj(kv).view(2, 7, 4, 4).transpose(1, 2)
+    mixed = (weights @ v).transpose(1, 2).reshape(2, 3, 16)
+    torch.testing.assert_close(attention.out_proj(mixed), plain)
 
 
 def test_recording_changes_no_prediction_and_gives_a_map_per_step(tiny_runs):
@@ -46,10 +69,31 @@ def test_the_decoding_calls_are_recorded_once_each(tiny_runs):
 def test_the_command_writes_the_strip_and_takes_no_cam_options(tiny_runs, tmp_path, capsys):
     image = sorted((tiny_runs["data"]["sequence"]).rglob("*.jpg"))[0]
     checkpoint = str(tiny_runs["sequence"] / "best.ckpt")
-    assert main(["explain", "sequence", "--checkpoint", checkpoint, str(image), "--out", str(tmp_path)]) == 0
-    assert capsys.readouterr().out.split() == [str(tmp_path / f"{image.stem}_steps.png")]
+    assert main(["explain", "sequence", "--checkpoint", checkpoint, str(image), "--out", str(tmp_path),
+                 "--feature-maps", "2"]) == 0
+    written = [tmp_path / f"{image.stem}_steps.png", tmp_path / f"{image.stem}_features.png"]
+    assert capsys.readouterr().out.split() == [str(p) for p in written]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in written)
     try:
         code = main(["explain", "sequence", "--checkpoint", checkpoint, str(image), "--method", "gradcam"])
     except SystemExit as e:
         code = e.code
     assert code == 2 and "unrecognized arguments: --method" in capsys.readouterr().err
+
+
+def test_a_panel_per_decoded_step_captioned_with_its_edit():
+    picture = np.zeros((32, 32, 3), np.uint8)
+    maps = torch.zeros(5, 2, 2)
+    maps[0, 0, 0] = maps[1, 1, 1] = 1
+    panels = step_panels(picture, "face.jpg", torch.tensor([3, 1, 0, 0, 0]), maps, edit_names("facial_components"))
+    assert [caption for _, caption in panels] == ["face.jpg", "step 1: eyebrow", "step 2: nose"]
+    # each overlay is hottest (jet's red) where its own step looked
+    assert panels[1][0][0, 0, 0] > panels[1][0][-1, -1, 0] and panels[2][0][-1, -1, 0] > panels[2][0][0, 0, 0]
+
+
+def test_another_tasks_checkpoint_and_cam_options_are_refused(tiny_runs, capsys):
+    image = str(sorted((tiny_runs["data"]["sequence"]).rglob("*.jpg"))[0])
+    assert main(["explain", "sequence", "--checkpoint", str(tiny_runs["classify"] / "best.ckpt"), image]) == 2
+    assert "a classify checkpoint, not sequence (use `backbonekit explain classify`)" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="not a CAM: method and layer do not apply"):
+        explain(tiny_runs["sequence"] / "best.ckpt", [image], method="layercam")

@@ -3,6 +3,8 @@
 For each greedy decoding step k, the cross-attention of the decoder's last layer from the query that predicted
 edit k to the encoder's feature grid, averaged over the heads (each head's SECA prior centres on its own point;
 their mean is where the step looked as a whole), drawn over the image: a strip "step 1: nose → step 2: eyebrow → …".
+The maps are attention, not CAMs: ``--method`` and ``--layer`` do not apply (the command has neither; the Python call
+refuses them).
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from backbonekit.errors import ConfigError
 from backbonekit.explain.feature_maps import level_activations, save_feature_maps
 from backbonekit.explain.images import each_image, output_name
 from backbonekit.explain.layers import level_labels
@@ -50,7 +53,22 @@ def edit_attention(trained, images: torch.Tensor) -> tuple[torch.Tensor, torch.T
     return labels.cpu(), maps
 
 
+def step_panels(picture, caption: str, label: torch.Tensor, maps: torch.Tensor, names) -> list[tuple]:
+    """(``picture``, ``caption``), then one (overlay, "step k: <edit>") per decoded edit of ``label`` (5,), its map
+    of ``maps`` (5, h, w) scaled to its own peak (a map sums to 1 over the grid: its values say little on their own)."""
+    return [(picture, caption)] + [
+        (heat_overlay(picture, (maps[k] / maps[k].max().clamp_min(1e-12)).numpy()), f"step {k + 1}: {names[int(e)]}")
+        for k, e in enumerate(label[:sequence_length(label.tolist())])]
+
+
+def refuse_cam_options(options) -> None:
+    if options.method != "gradcam" or options.layer:
+        raise ConfigError("explain sequence draws the decoder's cross-attention for each step, not a CAM: method and "
+                          "layer do not apply")
+
+
 def explain_sequence(trained, paths: list[str], options) -> list[Path]:
+    refuse_cam_options(options)
     names = edit_names(trained.cfg.subset)
     transform = build_transform(trained.cfg.image_size, train=False)
     written, taken = [], set()
@@ -58,11 +76,9 @@ def explain_sequence(trained, paths: list[str], options) -> list[Path]:
         x = transform(image).as_subclass(torch.Tensor)
         labels, maps = edit_attention(trained, x[None])
         picture = to_rgb_array(x)
-        steps = sequence_length(labels[0].tolist())
-        panels = [(picture, path.name)] + [
-            (heat_overlay(picture, (maps[0, k] / maps[0, k].max().clamp_min(1e-12)).numpy()),
-             f"step {k + 1}: {names[int(labels[0, k])]}") for k in range(steps)]
-        sequence = " → ".join(names[int(i)] for i in labels[0, :steps]) or "original (no edit predicted)"
+        panels = step_panels(picture, path.name, labels[0], maps[0], names)
+        steps = len(panels) - 1
+        sequence = " → ".join(names[int(e)] for e in labels[0, :steps]) or "original (no edit predicted)"
         title = f"{sequence} · decoder cross-attention per step (last layer, mean of heads)"
         written.append(save_panels(panels, options.out / output_name(path, taken, "_steps.png"), title, arrows=True))
         if options.feature_maps:
