@@ -42,11 +42,14 @@ def cmd_explain(args: argparse.Namespace, task: str, **task_options) -> int:
 
 
 def explain_files(checkpoint, paths: list[str], task: str | None, options) -> list[Path]:
+    from backbonekit.io.output import output_folder
     from backbonekit.tasks import all_tasks
     from backbonekit.training.inference import pick_device
     from backbonekit.training.task_io import read_trained
     from backbonekit.training.task_spec import get_task
 
+    # Made by the first figure written (``save_figure``): a refused call or unreadable images leave no empty folder.
+    options.out = output_folder(options.out or Path(checkpoint).parent / "explain", create=False)
     all_tasks()
     config, state = read_trained(checkpoint)
     found = config.get("task")
@@ -59,6 +62,4 @@ def explain_files(checkpoint, paths: list[str], task: str | None, options) -> li
     device = pick_device(options.device)
     # Not fused: the maps need the layers as trained (grad-cam hooks a named module, BatchNorm included).
     trained = spec.load(checkpoint, fuse=False, read=(config, state)).to(device)
-    options.out = Path(options.out) if options.out else Path(checkpoint).parent / "explain"
-    options.out.mkdir(parents=True, exist_ok=True)
     return spec.explain(trained, paths, options)
