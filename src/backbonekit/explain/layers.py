@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 
+import torch
 import torch.nn as nn
 
 from backbonekit.errors import ConfigError
@@ -15,15 +16,38 @@ from backbonekit.errors import ConfigError
 def default_level(backbone: nn.Module, image_size: int | None = None, reduction: int | None = None) -> str:
     """The last module of a level of ``backbone``: the level with ``reduction`` (its stride) if given, else the
     deepest level whose map has at least 2×2 positions at ``image_size`` (a 1×1 map is the same everywhere: layer4
-    of a ResNet at 32²)."""
+    of a ResNet at 32²), measured where the backbone can run."""
     info = getattr(backbone, "feature_info", None)
     if not info:
         raise ConfigError(f"{type(backbone).__name__} has no feature_info: give --layer NAME")
     if reduction is not None:
         chosen = [level for level in info if level["reduction"] == reduction] or info
     else:
-        chosen = [level for level in info if not image_size or image_size // level["reduction"] >= 2] or info[:1]
+        sides = _level_sides(backbone, image_size) if image_size else None
+        if sides is None or len(sides) != len(info):
+            sides = [image_size // level["reduction"] if image_size else 2 for level in info]
+        chosen = [level for level, side in zip(info, sides) if side >= 2] or info[:1]
     return chosen[-1]["module"].split(",")[-1]
+
+
+def _level_sides(backbone: nn.Module, image_size: int) -> list[int] | None:
+    """The shorter side of each level's map at ``image_size``, measured by one forward of a blank image: the
+    nominal reduction can be optimistic (AlexNet's stride-32 level is 1×1 at 64², not 2×2, its unpadded convs and
+    pools lose a border). None where it cannot be measured (no ``forward_levels``, an input too small to pass)."""
+    forward = getattr(backbone, "forward_levels", None)
+    weight = next(backbone.parameters(), None)
+    if forward is None or weight is None:
+        return None
+    was_training = backbone.training
+    backbone.eval()  # BatchNorm must not take this image into its running statistics
+    try:
+        with torch.no_grad():
+            levels = forward(torch.zeros(1, 3, image_size, image_size, device=weight.device, dtype=weight.dtype))
+    except (RuntimeError, NotImplementedError):
+        return None
+    finally:
+        backbone.train(was_training)
+    return [min(level.shape[-2:]) for level in levels]
 
 
 def level_names(backbone: nn.Module, prefix: str = "") -> list[str]:
