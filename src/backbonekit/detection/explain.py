@@ -18,10 +18,11 @@ from backbonekit.detection.plots import class_colours
 from backbonekit.detection.postprocess import postprocess
 from backbonekit.detection.predict import empty_target
 from backbonekit.detection.transforms import eval_transforms
+from backbonekit.errors import ConfigError
 from backbonekit.explain.cam import cam_maps
 from backbonekit.explain.feature_maps import level_activations, save_feature_maps
 from backbonekit.explain.images import each_image, output_name
-from backbonekit.explain.layers import find_layer, level_labels
+from backbonekit.explain.layers import find_layer, level_labels, level_names
 from backbonekit.explain.overlay import heat_overlay, save_panels, to_rgb_array
 from backbonekit.io.images import image_to_tensor
 
@@ -42,8 +43,35 @@ class BoxLogits(nn.Module):
 
 
 def detector_layer(trained, layer: str | None = None) -> tuple[str, nn.Module]:
-    return find_layer(trained.model.backbone.body, layer, root=trained.model, prefix=BACKBONE,
-                      reduction=FINEST_STRIDE)
+    name, module = find_layer(trained.model.backbone.body, layer, root=trained.model, prefix=BACKBONE,
+                              reduction=FINEST_STRIDE)
+    if layer is not None:
+        check_one_map(trained, name, module)
+    return name, module
+
+
+def check_one_map(trained, name: str, module: nn.Module) -> None:
+    """A CAM needs a module that returns one (B, C, h, w) map a forward. The heads' modules run once per pyramid
+    level (grad-cam would pair one level's activations with another's gradients: a wrong map and no error) and a
+    BiFPN cell returns a list (grad-cam fails inside): both are refused here, found by one forward of a blank
+    image."""
+    outputs = []
+    handle = module.register_forward_hook(lambda m, i, o: outputs.append(o))
+    weight = next(trained.parameters())
+    try:
+        with torch.no_grad():
+            trained(torch.zeros(1, 3, *trained.cfg.image_size, dtype=torch.uint8, device=weight.device))
+    finally:
+        handle.remove()
+    if len(outputs) == 1 and torch.is_tensor(outputs[0]) and outputs[0].dim() == 4:
+        return
+    if len(outputs) > 1:
+        why = f"runs {len(outputs)} times a forward (shared by the pyramid levels)"
+    else:
+        why = "does not run" if not outputs else f"returns a {type(outputs[0]).__name__}, not one map"
+    raise ConfigError(f"--layer {name}: {why}; give a module that returns one map a forward: a backbone level "
+                      f"({', '.join(level_names(trained.model.backbone.body, BACKBONE))}), a module inside one, or "
+                      "a BiFPN node (fpn.cells.N.nodes.M)")
 
 
 @torch.no_grad()
@@ -59,10 +87,13 @@ def detect_with_anchors(trained, image: torch.Tensor, score_threshold: float, ma
 def box_maps(trained, image: torch.Tensor, detections: dict, method: str = "gradcam",
              layer: str | None = None) -> np.ndarray:
     """(K, H, W) maps in [0, 1], one per detection of ``detections`` (from ``detect_with_anchors``) of ``image``."""
+    return _box_maps(trained, image, detections, method, detector_layer(trained, layer)[1])
+
+
+def _box_maps(trained, image: torch.Tensor, detections: dict, method: str, module: nn.Module) -> np.ndarray:
     k = len(detections["scores"])
     if k == 0:
         return np.zeros((0, *image.shape[-2:]), np.float32)
-    _, module = detector_layer(trained, layer)
     device = next(trained.parameters()).device
     model = BoxLogits(trained, detections["anchors"].to(device), detections["labels"].to(device))
     batch = image[None].expand(k, -1, -1, -1).to(device).float() / 255
@@ -73,7 +104,7 @@ def box_maps(trained, image: torch.Tensor, detections: dict, method: str = "grad
 def explain_detector(trained, paths: list[str], options) -> list[Path]:
     names = list(trained.cfg.class_names)
     colours = class_colours(len(names))
-    layer_name, _ = detector_layer(trained, options.layer)  # a wrong --layer is said before any image is read
+    layer_name, module = detector_layer(trained, options.layer)  # a wrong --layer is said before any image is read
     transform = eval_transforms(tuple(trained.cfg.image_size))
     written, taken = [], set()
     for path, image in each_image(paths, options.skip_bad_images):
@@ -81,7 +112,7 @@ def explain_detector(trained, paths: list[str], options) -> list[Path]:
         letterboxed, _ = transform(original, empty_target(original))
         x = letterboxed.as_subclass(torch.Tensor)
         found = detect_with_anchors(trained, x, options.score_threshold, options.max_boxes)
-        maps = box_maps(trained, x, found, options.method, layer_name)
+        maps = _box_maps(trained, x, found, options.method, module)
         picture = to_rgb_array(x)
         panels = [(picture, f"{path.name}: {len(maps)} box(es) ≥ {options.score_threshold:g}")]
         for heat, box, label, score in zip(maps, found["boxes"], found["labels"].tolist(), found["scores"].tolist()):
