@@ -42,7 +42,7 @@ def test_one_map_per_box_each_its_own_and_not_flat(detector):
 def test_a_layer_that_gives_no_single_map_is_refused(detector):
     image = _image()
     found = detect_with_anchors(detector, image, score_threshold=0.0, max_boxes=1)
-    # A head conv runs once per pyramid level: grad-cam would mix one level's activations with another's gradients.
+    # A head conv runs once per pyramid level; grad-cam keeps P3's pass only (a P4–P7 box's map was blank).
     with pytest.raises(ConfigError, match=r"class_net.convs.0: runs 5 times a forward"):
         box_maps(detector, image, found, "gradcam", "class_net.convs.0")
     with pytest.raises(ConfigError, match=r"fpn.cells.0: returns a list, not one map"):

@@ -52,9 +52,9 @@ def detector_layer(trained, layer: str | None = None) -> tuple[str, nn.Module]:
 
 def check_one_map(trained, name: str, module: nn.Module) -> None:
     """A CAM needs a module that returns one (B, C, h, w) map a forward. The heads' modules run once per pyramid
-    level (grad-cam would pair one level's activations with another's gradients: a wrong map and no error) and a
-    BiFPN cell returns a list (grad-cam fails inside): both are refused here, found by one forward of a blank
-    image."""
+    level, and grad-cam keeps only the first pass (P3's): a box decoded on a coarser level got a blank map and no
+    error. A BiFPN cell returns a list (grad-cam failed inside). Both are refused here, found by one forward of a
+    blank image."""
     outputs = []
     handle = module.register_forward_hook(lambda m, i, o: outputs.append(o))
     weight = next(trained.parameters())
