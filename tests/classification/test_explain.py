@@ -1,5 +1,6 @@
 """explain classify: CAM files from the CLI and Python, maps from every method, the default layer of every
-registered classifier, and the errors (wrong layer, another task's checkpoint)."""
+registered classifier (a map larger than 1×1 where the nominal stride says so wrongly), and the errors (wrong layer,
+another task's checkpoint, a missing or corrupt image)."""
 import numpy as np
 import pytest
 import torch
@@ -7,6 +8,7 @@ from PIL import Image
 
 from backbonekit.classification.explain import class_maps
 from backbonekit.cli import main
+from backbonekit.errors import ConfigError
 from backbonekit.explain import METHODS, explain
 from backbonekit.explain.cam import cam_maps
 from backbonekit.explain.layers import default_level, find_layer
@@ -73,3 +75,50 @@ def test_the_default_layer_gives_a_map_that_shows_where(name):
     x[..., 10:40, 50:90] = 2.0  # one bright patch: the only thing there is to look at
     heat = cam_maps(model, layer, x, None, "eigencam")[0]
     assert heat.max() - heat.min() > 0.5, name  # not flat
+
+
+def test_alexnet_at_64_gets_a_level_that_is_not_1x1():
+    # Its stride-32 level is nominally 2×2 at 64² but 1×1 in fact (unpadded convs and pools): a flat map.
+    with torch.device("meta"):
+        model = create_model("alexnet", num_classes=3).eval()
+    name, layer = find_layer(model, None, 64)
+    sizes = []
+    layer.register_forward_hook(lambda m, i, o: sizes.append(tuple(o.shape[-2:])))
+    model(torch.zeros(1, 3, 64, 64, device="meta"))
+    assert name == "features.11" and min(sizes[0]) >= 2, (name, sizes)
+
+
+def _cli(tiny_runs, tmp_path, *args):
+    return main(["explain", "classify", "--checkpoint", str(tiny_runs["classify"] / "best.ckpt"),
+                 "--out", str(tmp_path / "out"), *map(str, args)])
+
+
+def test_a_detect_checkpoint_is_refused_in_one_line(tiny_runs, tmp_path, capsys):
+    image = _images(tiny_runs["data"]["classify"])[0]
+    code = main(["explain", "classify", "--checkpoint", str(tiny_runs["detect"] / "best.ckpt"), str(image),
+                 "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "a detect checkpoint, not classify" in err and "backbonekit explain detect" in err
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ConfigError, match="a detect checkpoint, not classify"):
+        explain(tiny_runs["detect"] / "best.ckpt", [image], task="classify", out=tmp_path / "out")
+
+
+def test_a_missing_image_is_named(tiny_runs, tmp_path, capsys):
+    image = _images(tiny_runs["data"]["classify"])[0]
+    code = _cli(tiny_runs, tmp_path, image, tmp_path / "nope.png")
+    err = capsys.readouterr().err
+    assert code == 2 and "nope.png: no such file or folder" in err
+
+
+def test_a_corrupt_image_is_named_or_skipped(tiny_runs, tmp_path, capsys):
+    image = _images(tiny_runs["data"]["classify"])[0]
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    assert _cli(tiny_runs, tmp_path, bad, image) == 2
+    err = capsys.readouterr().err
+    assert "bad.png: cannot read image" in err and "--skip-bad-images" in err
+    assert _cli(tiny_runs, tmp_path, bad, image, "--skip-bad-images") == 0
+    out, err = capsys.readouterr()
+    assert out.split() == [str(tmp_path / "out" / f"{image.stem}_cam.png")] and "bad.png" in err
