@@ -23,9 +23,12 @@ def default_level(backbone: nn.Module, image_size: int | None = None, reduction:
     if reduction is not None:
         chosen = [level for level in info if level["reduction"] == reduction] or info
     else:
-        sides = _level_sides(backbone, image_size) if image_size else None
-        if sides is None or len(sides) != len(info):
-            sides = [image_size // level["reduction"] if image_size else 2 for level in info]
+        sides = [image_size // level["reduction"] if image_size else 2 for level in info]
+        measured = _level_sides(backbone, image_size) if image_size else None
+        if measured is not None and len(measured) == len(info):
+            # The measured size only rules a level out, never in: a padded net's map is rounded up (2×2 at 48² at
+            # stride 32), its second row mostly padding.
+            sides = [min(a, b) for a, b in zip(sides, measured)]
         chosen = [level for level, side in zip(info, sides) if side >= 2] or info[:1]
     return chosen[-1]["module"].split(",")[-1]
 
