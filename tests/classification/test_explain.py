@@ -122,3 +122,14 @@ def test_a_corrupt_image_is_named_or_skipped(tiny_runs, tmp_path, capsys):
     assert _cli(tiny_runs, tmp_path, bad, image, "--skip-bad-images") == 0
     out, err = capsys.readouterr()
     assert out.split() == [str(tmp_path / "out" / f"{image.stem}_cam.png")] and "bad.png" in err
+
+
+def test_files_are_named_as_written_so_a_bad_image_later_keeps_the_earlier_ones(tiny_runs, tmp_path, capsys):
+    good = _images(tiny_runs["data"]["classify"])[0]
+    bad = tmp_path / "zz_broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    code = main(["explain", "classify", "--checkpoint", str(tiny_runs["classify"] / "best.ckpt"), str(good), str(bad),
+                 "--out", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert code == 2 and "zz_broken.png" in captured.err
+    assert captured.out.split() == [str(tmp_path / "out" / f"{good.stem}_cam.png")]

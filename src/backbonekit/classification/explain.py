@@ -3,6 +3,7 @@ and optionally the activations of every backbone level."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -27,28 +28,28 @@ def class_maps(trained, images: torch.Tensor, classes: list[int] | None = None, 
     return cam_maps(trained, module, images.to(device).float() / 255, targets, method)
 
 
-def explain_classifier(trained, paths: list[str], options) -> list[Path]:
+def explain_classifier(trained, paths: list[str], options) -> Iterator[Path]:
     names = list(trained.cfg.class_names)
     transform = build_eval_transform(trained.cfg.image_size)
+    method = options.method or "gradcam"
     layer_name, _ = find_layer(trained.model, options.layer, trained.cfg.image_size)  # a wrong --layer is said before any image is read
     k = max(1, min(options.top_k, len(names)))
     device = next(trained.parameters()).device
-    written, taken = [], set()
+    taken = set()
     for path, image in each_image(paths, options.skip_bad_images):
         x = transform(image)[None]
         with torch.inference_mode():
             probs = trained(x.to(device)).softmax(-1)[0].cpu()
         top = probs.topk(k)
-        maps = class_maps(trained, x.expand(k, -1, -1, -1), top.indices.tolist(), options.method, layer_name)
+        maps = class_maps(trained, x.expand(k, -1, -1, -1), top.indices.tolist(), method, layer_name)
         picture = to_rgb_array(x[0])
         panels = [(picture, path.name)] + [
             (heat_overlay(picture, m), f"{names[c]} {p:.2f}")
             for m, c, p in zip(maps, top.indices.tolist(), top.values.tolist())]
-        title = f"{options.method} at {layer_name} · top {k} of {len(names)} classes"
-        written.append(save_panels(panels, options.out / output_name(path, taken, "_cam.png"), title))
+        title = f"{method} at {layer_name} · top {k} of {len(names)} classes"
+        yield save_panels(panels, options.out / output_name(path, taken, "_cam.png"), title)
         if options.feature_maps:
             normalised = trained.normalize(x.to(device))
             levels = level_activations(trained.model, normalised)
-            written.append(save_feature_maps(levels, picture, options.out / output_name(path, taken, "_features.png"),
-                                             options.feature_maps, level_labels(trained.model)))
-    return written
+            yield save_feature_maps(levels, picture, options.out / output_name(path, taken, "_features.png"),
+                                    options.feature_maps, level_labels(trained.model))

@@ -7,6 +7,7 @@ through it. Drawn over the letterboxed input the detector saw, one panel per box
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -28,6 +29,11 @@ from backbonekit.io.images import image_to_tensor
 
 BACKBONE = "backbone.body."  # where the classifier that serves as backbone sits in EfficientDet
 FINEST_STRIDE = 8
+# benchmarks/explain_detect_box_mass.py (D0 on synthetic shapes, 92 matched boxes): the share of a box's map inside
+# its box was 69.2% with LayerCAM, 35.7% Grad-CAM, 38.9% Grad-CAM++ and EigenCAM (chance 17.2%). Grad-CAM averages a
+# channel's gradient over the whole map, so one box's weights light every instance of its class; LayerCAM weighs each
+# position by its own gradient.
+DEFAULT_METHOD = "layercam"
 
 
 class BoxLogits(nn.Module):
@@ -84,7 +90,7 @@ def detect_with_anchors(trained, image: torch.Tensor, score_threshold: float, ma
     return {k: v[:max_boxes].cpu() for k, v in found.items()}
 
 
-def box_maps(trained, image: torch.Tensor, detections: dict, method: str = "gradcam",
+def box_maps(trained, image: torch.Tensor, detections: dict, method: str = DEFAULT_METHOD,
              layer: str | None = None) -> np.ndarray:
     """(K, H, W) maps in [0, 1], one per detection of ``detections`` (from ``detect_with_anchors``) of ``image``."""
     return _box_maps(trained, image, detections, method, detector_layer(trained, layer)[1])
@@ -101,30 +107,30 @@ def _box_maps(trained, image: torch.Tensor, detections: dict, method: str, modul
     return cam_maps(model, module, batch, targets, method)
 
 
-def explain_detector(trained, paths: list[str], options) -> list[Path]:
+def explain_detector(trained, paths: list[str], options) -> Iterator[Path]:
     names = list(trained.cfg.class_names)
     colours = class_colours(len(names))
+    method = options.method or DEFAULT_METHOD
     layer_name, module = detector_layer(trained, options.layer)  # a wrong --layer is said before any image is read
     transform = eval_transforms(tuple(trained.cfg.image_size))
-    written, taken = [], set()
+    taken = set()
     for path, image in each_image(paths, options.skip_bad_images):
         original = tv_tensors.Image(image_to_tensor(image))
         letterboxed, _ = transform(original, empty_target(original))
         x = letterboxed.as_subclass(torch.Tensor)
         found = detect_with_anchors(trained, x, options.score_threshold, options.max_boxes)
-        maps = _box_maps(trained, x, found, options.method, module)
+        maps = _box_maps(trained, x, found, method, module)
         picture = to_rgb_array(x)
         panels = [(picture, f"{path.name}: {len(maps)} box(es) ≥ {options.score_threshold:g}")]
         for heat, box, label, score in zip(maps, found["boxes"], found["labels"].tolist(), found["scores"].tolist()):
             panels.append((outlined(heat_overlay(picture, heat), box, colours[label]), f"{names[label]} {score:.2f}"))
-        title = f"{options.method} of each box's score at {layer_name}"
-        written.append(save_panels(panels, options.out / output_name(path, taken, "_boxes.png"), title, columns=4))
+        title = f"{method} of each box's score at {layer_name}"
+        yield save_panels(panels, options.out / output_name(path, taken, "_boxes.png"), title, columns=4)
         if options.feature_maps:
             body = trained.model.backbone.body
             levels = level_activations(body, trained.normalize(x[None].to(next(trained.parameters()).device)))
-            written.append(save_feature_maps(levels, picture, options.out / output_name(path, taken, "_features.png"),
-                                             options.feature_maps, level_labels(body)[:len(levels)]))
-    return written
+            yield save_feature_maps(levels, picture, options.out / output_name(path, taken, "_features.png"),
+                                    options.feature_maps, level_labels(body)[:len(levels)])
 
 
 def outlined(picture: np.ndarray, box: torch.Tensor, colour: tuple[int, int, int]) -> np.ndarray:

@@ -22,7 +22,7 @@ METHODS = ("gradcam", "gradcam++", "layercam", "eigencam")
 
 @dataclass
 class ExplainOptions:
-    method: str = "gradcam"          # gradcam | gradcam++ | layercam | eigencam (grad-cam's classes)
+    method: str | None = None        # gradcam | gradcam++ | layercam | eigencam; None: the task's default
     layer: str | None = None         # a module name of the backbone; default: the last level of its feature_info
     out: str | Path | None = None    # default: explain/ in the checkpoint's run folder
     top_k: int = 3                   # classify: maps for the k most likely classes
@@ -39,4 +39,4 @@ def explain(checkpoint: str | Path, images: Sequence[str | Path], task: str | No
     ``task`` given: another task's checkpoint is refused)."""
     from backbonekit.explain.command import explain_files
 
-    return explain_files(checkpoint, [str(p) for p in images], task, ExplainOptions(**options))
+    return list(explain_files(checkpoint, [str(p) for p in images], task, ExplainOptions(**options)))

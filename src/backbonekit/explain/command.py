@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Iterator
 
 from backbonekit.errors import ConfigError
 
@@ -18,7 +19,8 @@ def add_explain_arguments(p: argparse.ArgumentParser, cams: bool = True) -> None
     p.add_argument("--checkpoint", required=True, help="best.ckpt, last.ckpt or best.safetensors of a run")
     p.add_argument("paths", nargs="+", metavar="IMAGE", help="image files or folders")
     if cams:
-        p.add_argument("--method", choices=METHODS, default="gradcam", help="the CAM method (grad-cam's)")
+        p.add_argument("--method", choices=METHODS, default=None,
+                       help="the CAM method (grad-cam's); default: gradcam (classify), layercam (detect)")
         p.add_argument("--layer", help="the module whose activations are explained (e.g. layer3, "
                                        "backbone.body.stages.2); default: a level of the backbone, see README")
     p.add_argument("--out", help="folder for the PNGs (default: explain/ in the checkpoint's run folder)")
@@ -31,7 +33,7 @@ def add_explain_arguments(p: argparse.ArgumentParser, cams: bool = True) -> None
 def options_from_args(args: argparse.Namespace, **task_options):
     from backbonekit.explain import ExplainOptions
 
-    return ExplainOptions(method=getattr(args, "method", "gradcam"), layer=getattr(args, "layer", None), out=args.out, feature_maps=args.feature_maps or 0,
+    return ExplainOptions(method=getattr(args, "method", None), layer=getattr(args, "layer", None), out=args.out, feature_maps=args.feature_maps or 0,
                           device=args.device, skip_bad_images=args.skip_bad_images, **task_options)
 
 
@@ -41,7 +43,9 @@ def cmd_explain(args: argparse.Namespace, task: str, **task_options) -> int:
     return 0
 
 
-def explain_files(checkpoint, paths: list[str], task: str | None, options) -> list[Path]:
+def explain_files(checkpoint, paths: list[str], task: str | None, options) -> Iterator[Path]:
+    """The files the task writes, each as soon as it is written (a bad image later still leaves the earlier ones
+    named)."""
     from backbonekit.io.output import output_folder
     from backbonekit.tasks import all_tasks
     from backbonekit.training.inference import pick_device

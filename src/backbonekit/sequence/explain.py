@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -62,16 +63,16 @@ def step_panels(picture, caption: str, label: torch.Tensor, maps: torch.Tensor, 
 
 
 def refuse_cam_options(options) -> None:
-    if options.method != "gradcam" or options.layer:
+    if options.method is not None or options.layer:
         raise ConfigError("explain sequence draws the decoder's cross-attention for each step, not a CAM: method and "
                           "layer do not apply")
 
 
-def explain_sequence(trained, paths: list[str], options) -> list[Path]:
+def explain_sequence(trained, paths: list[str], options) -> Iterator[Path]:
     refuse_cam_options(options)
     names = edit_names(trained.cfg.subset)
     transform = build_transform(trained.cfg.image_size, train=False)
-    written, taken = [], set()
+    taken = set()
     for path, image in each_image(paths, options.skip_bad_images):
         x = transform(image).as_subclass(torch.Tensor)
         labels, maps = edit_attention(trained, x[None])
@@ -80,10 +81,9 @@ def explain_sequence(trained, paths: list[str], options) -> list[Path]:
         steps = len(panels) - 1
         sequence = " → ".join(names[int(e)] for e in labels[0, :steps]) or "original (no edit predicted)"
         title = f"{sequence} · decoder cross-attention per step (last layer, mean of heads)"
-        written.append(save_panels(panels, options.out / output_name(path, taken, "_steps.png"), title, arrows=True))
+        yield save_panels(panels, options.out / output_name(path, taken, "_steps.png"), title, arrows=True)
         if options.feature_maps:
             body = trained.model.backbone.body
             levels = level_activations(body, trained.normalize(x[None].to(next(trained.parameters()).device)))
-            written.append(save_feature_maps(levels, picture, options.out / output_name(path, taken, "_features.png"),
-                                             options.feature_maps, level_labels(body)[:len(levels)]))
-    return written
+            yield save_feature_maps(levels, picture, options.out / output_name(path, taken, "_features.png"),
+                                    options.feature_maps, level_labels(body)[:len(levels)])

@@ -28,7 +28,7 @@ class TaskSpec:
     check_export: Callable[..., bool] | None = None  # (trained, onnx path, args) → outputs agree with PyTorch
     export_options: tuple[str, ...] = ()       # `export` flags only this task takes (others refuse them)
     onnx_model: Callable[..., Any] | None = None  # (OnnxRunner of its exported file) → used as predict uses `load`
-    explain: Callable[..., list] | None = None  # (trained task, image paths, ExplainOptions) → the files written
+    explain: Callable[..., Any] | None = None  # (trained task, image paths, ExplainOptions) → files, as written
 
 
 _TASKS: dict[str, TaskSpec] = {}
