@@ -21,6 +21,17 @@ def all_tasks() -> dict[str, TaskSpec]:
     return registered()
 
 
+def explain(checkpoint: str | Path, images, task: str | None = None, **options) -> list[Path]:
+    """The explanation PNGs written for ``images`` (files or folders) by a trained ``checkpoint``, its task read from
+    the file (``task`` given: another task's checkpoint is refused); ``options``: the fields of
+    ``backbonekit.explain.ExplainOptions`` (method, layer, out, top_k, score_threshold, max_boxes, feature_maps …)."""
+    from backbonekit.explain import ExplainOptions
+    from backbonekit.explain.command import explain_files
+
+    all_tasks()
+    return list(explain_files(checkpoint, [str(p) for p in images], task, ExplainOptions(**options)))
+
+
 def load_trained(path: str | Path, fuse: bool = False) -> tuple[str, object]:
     """(task name, the trained task in eval mode) for any ``backbonekit train`` checkpoint or safetensors file; the
     file is read once."""

@@ -9,7 +9,8 @@ from PIL import Image
 from backbonekit.classification.explain import class_maps
 from backbonekit.cli import main
 from backbonekit.errors import ConfigError
-from backbonekit.explain import METHODS, explain
+from backbonekit.explain import METHODS
+from backbonekit.tasks import explain
 from backbonekit.explain.cam import cam_maps
 from backbonekit.explain.layers import default_level, find_layer
 from backbonekit.models.registry import create_model, list_models

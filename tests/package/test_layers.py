@@ -6,6 +6,7 @@ started.
     tools/                            4   (commands over any model or task)
     tasks.py                          3.5 (the tasks by name: what a checkpoint records → its load())
     classification/ detection/ sequence/   3   (tasks: never import each other)
+    explain/                          2.5 (what the tasks' explanations share: CAM methods, layers, drawing)
     models/, training/                2
     nn/, weights.py, io/              1
     errors.py                         0
@@ -20,7 +21,8 @@ from backbonekit.tasks import BUILTIN
 
 # The task folders are the registry's (backbonekit.tasks), not a list of their own here.
 TASK_FOLDERS = {module.split(".")[1] for module in BUILTIN}
-LAYERS = {"errors": 0, "nn": 1, "weights": 1, "io": 1, "models": 2, "training": 2, **{t: 3 for t in TASK_FOLDERS},
+LAYERS = {"errors": 0, "nn": 1, "weights": 1, "io": 1, "models": 2, "training": 2, "explain": 2.5,
+          **{t: 3 for t in TASK_FOLDERS},
           "tasks": 3.5, "tools": 4, "cli": 5, "__main__": 6}
 
 

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from backbonekit.cli import main
 from backbonekit.errors import ConfigError
-from backbonekit.explain import explain
+from backbonekit.tasks import explain
 from backbonekit.models.transformer import Attention, attention_weights
 from backbonekit.sequence.explain import edit_attention, recorded_cross_attention, step_panels
 from backbonekit.sequence.vocab import edit_names

@@ -55,13 +55,7 @@ def add_commands(verbs: dict) -> None:
     add_device_argument(p)
     add_runtime_argument(p)
     p.set_defaults(func=cmd_predict)
-
-    p = verbs["explain"].add_parser("detect", help="for each detection, a map of what drove its score")
-    add_explain_arguments(p)
-    p.add_argument("--score-threshold", type=probability, default=0.3, help="boxes at least this likely")
-    p.add_argument("--max-boxes", type=positive_int, default=8, help="at most this many boxes an image")
-    p.set_defaults(func=lambda args: cmd_explain(args, "detect", score_threshold=args.score_threshold,
-                                                 max_boxes=args.max_boxes))
+    add_explain_command(verbs["explain"])
 
     p = verbs["eval"].add_parser("detect", help="COCO mAP / KITTI AP of a checkpoint or of any detector's results")
     source = p.add_mutually_exclusive_group(required=True)
@@ -89,6 +83,15 @@ def add_commands(verbs: dict) -> None:
     add_runtime_argument(p)
     p.set_defaults(func=cmd_eval)
 
+
+
+def add_explain_command(explain) -> None:
+    p = explain.add_parser("detect", help="for each detection, a map of what drove its score")
+    add_explain_arguments(p)
+    p.add_argument("--score-threshold", type=probability, default=0.3, help="boxes at least this likely")
+    p.add_argument("--max-boxes", type=positive_int, default=8, help="at most this many boxes an image")
+    p.set_defaults(func=lambda args: cmd_explain(args, "detect", score_threshold=args.score_threshold,
+                                                 max_boxes=args.max_boxes))
 
 def add_image_root_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-root", help="COCO: the folder the JSON's file_name entries are relative to (default: "

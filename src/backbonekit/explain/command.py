@@ -45,16 +45,14 @@ def cmd_explain(args: argparse.Namespace, task: str, **task_options) -> int:
 
 def explain_files(checkpoint, paths: list[str], task: str | None, options) -> Iterator[Path]:
     """The files the task writes, each as soon as it is written (a bad image later still leaves the earlier ones
-    named)."""
+    named). The checkpoint's task must be registered (``backbonekit.tasks.explain`` registers the built-in ones)."""
     from backbonekit.io.output import output_folder
-    from backbonekit.tasks import all_tasks
     from backbonekit.training.inference import pick_device
     from backbonekit.training.task_io import read_trained
     from backbonekit.training.task_spec import get_task
 
     # Made by the first figure written (``save_figure``): a refused call or unreadable images leave no empty folder.
     options.out = output_folder(options.out or Path(checkpoint).parent / "explain", create=False)
-    all_tasks()
     config, state = read_trained(checkpoint)
     found = config.get("task")
     if task is not None and found != task:
