@@ -10,9 +10,9 @@ import torch
 
 from backbonekit.classification.data import build_eval_transform
 from backbonekit.explain.cam import cam_maps
-from backbonekit.explain.feature_maps import level_activations, save_feature_maps
+from backbonekit.explain.feature_maps import feature_map_file
 from backbonekit.explain.images import each_image, output_name
-from backbonekit.explain.layers import find_layer, level_labels
+from backbonekit.explain.layers import find_layer
 from backbonekit.explain.overlay import heat_overlay, save_panels, to_rgb_array
 
 
@@ -49,7 +49,5 @@ def explain_classifier(trained, paths: list[str], options) -> Iterator[Path]:
         title = f"{method} at {layer_name} · top {k} of {len(names)} classes"
         yield save_panels(panels, options.out / output_name(path, taken, "_cam.png"), title)
         if options.feature_maps:
-            normalised = trained.normalize(x.to(device))
-            levels = level_activations(trained.model, normalised)
-            yield save_feature_maps(levels, picture, options.out / output_name(path, taken, "_features.png"),
-                                    options.feature_maps, level_labels(trained.model))
+            yield feature_map_file(trained.model, x[0], trained.normalize,
+                                   options.out / output_name(path, taken, "_features.png"), options.feature_maps)

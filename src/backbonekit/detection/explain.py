@@ -21,9 +21,9 @@ from backbonekit.detection.predict import empty_target
 from backbonekit.detection.transforms import eval_transforms
 from backbonekit.errors import ConfigError
 from backbonekit.explain.cam import cam_maps
-from backbonekit.explain.feature_maps import level_activations, save_feature_maps
+from backbonekit.explain.feature_maps import feature_map_file
 from backbonekit.explain.images import each_image, output_name
-from backbonekit.explain.layers import find_layer, level_labels, level_names
+from backbonekit.explain.layers import find_layer, level_names
 from backbonekit.explain.overlay import heat_overlay, save_panels, to_rgb_array
 from backbonekit.io.images import image_to_tensor
 
@@ -127,10 +127,8 @@ def explain_detector(trained, paths: list[str], options) -> Iterator[Path]:
         title = f"{method} of each box's score at {layer_name}"
         yield save_panels(panels, options.out / output_name(path, taken, "_boxes.png"), title, columns=4)
         if options.feature_maps:
-            body = trained.model.backbone.body
-            levels = level_activations(body, trained.normalize(x[None].to(next(trained.parameters()).device)))
-            yield save_feature_maps(levels, picture, options.out / output_name(path, taken, "_features.png"),
-                                    options.feature_maps, level_labels(body)[:len(levels)])
+            yield feature_map_file(trained.model.backbone.body, x, trained.normalize,
+                                   options.out / output_name(path, taken, "_features.png"), options.feature_maps)
 
 
 def outlined(picture: np.ndarray, box: torch.Tensor, colour: tuple[int, int, int]) -> np.ndarray:

@@ -8,6 +8,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from backbonekit.explain.layers import level_labels
+from backbonekit.explain.overlay import to_rgb_array
 from backbonekit.io.figures import save_figure
 
 
@@ -16,6 +18,15 @@ def level_activations(backbone: nn.Module, normalised: torch.Tensor) -> list[tor
     image (1, 3, H, W)."""
     with torch.inference_mode():
         return [level[0].float().cpu() for level in backbone.forward_levels(normalised)]
+
+
+def feature_map_file(backbone: nn.Module, image: torch.Tensor, normalize: nn.Module, path: str | Path,
+                     channels: int) -> Path:
+    """The grid of ``save_feature_maps`` for one uint8 (3, H, W) ``image`` as the task feeds it to ``backbone``
+    (``normalize``: the task's input normalisation); rows labelled with each level's name."""
+    weight = next(backbone.parameters())
+    levels = level_activations(backbone, normalize(image[None].to(weight.device)))
+    return save_feature_maps(levels, to_rgb_array(image.cpu()), path, channels, level_labels(backbone)[:len(levels)])
 
 
 def save_feature_maps(levels: list[torch.Tensor], image: np.ndarray, path: str | Path, channels: int = 8,

@@ -15,9 +15,8 @@ from typing import Iterator
 import torch
 
 from backbonekit.errors import ConfigError
-from backbonekit.explain.feature_maps import level_activations, save_feature_maps
+from backbonekit.explain.feature_maps import feature_map_file
 from backbonekit.explain.images import each_image, output_name
-from backbonekit.explain.layers import level_labels
 from backbonekit.explain.overlay import heat_overlay, save_panels, to_rgb_array
 from backbonekit.sequence.data import build_transform
 from backbonekit.sequence.vocab import edit_names, sequence_length
@@ -83,7 +82,5 @@ def explain_sequence(trained, paths: list[str], options) -> Iterator[Path]:
         title = f"{sequence} · decoder cross-attention per step (last layer, mean of heads)"
         yield save_panels(panels, options.out / output_name(path, taken, "_steps.png"), title, arrows=True)
         if options.feature_maps:
-            body = trained.model.backbone.body
-            levels = level_activations(body, trained.normalize(x[None].to(next(trained.parameters()).device)))
-            yield save_feature_maps(levels, picture, options.out / output_name(path, taken, "_features.png"),
-                                    options.feature_maps, level_labels(body)[:len(levels)])
+            yield feature_map_file(trained.model.backbone.body, x, trained.normalize,
+                                   options.out / output_name(path, taken, "_features.png"), options.feature_maps)
