@@ -127,8 +127,9 @@ def explain_detector(trained, paths: list[str], options) -> Iterator[Path]:
         title = f"{method} of each box's score at {layer_name}"
         yield save_panels(panels, options.out / output_name(path, taken, "_boxes.png"), title, columns=4)
         if options.feature_maps:
-            yield feature_map_file(trained.model.backbone.body, x, trained.normalize,
-                                   options.out / output_name(path, taken, "_features.png"), options.feature_maps)
+            backbone = trained.model.backbone
+            yield feature_map_file(backbone.body, x, trained.normalize, options.out / output_name(
+                path, taken, "_features.png"), options.feature_maps, last=backbone.out_indices[-1])
 
 
 def outlined(picture: np.ndarray, box: torch.Tensor, colour: tuple[int, int, int]) -> np.ndarray:

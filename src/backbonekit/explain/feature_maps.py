@@ -13,19 +13,20 @@ from backbonekit.explain.overlay import to_rgb_array
 from backbonekit.io.figures import save_figure
 
 
-def level_activations(backbone: nn.Module, normalised: torch.Tensor) -> list[torch.Tensor]:
+def level_activations(backbone: nn.Module, normalised: torch.Tensor, last: int | None = None) -> list[torch.Tensor]:
     """The (C, h, w) output of every level of ``backbone`` (a model with ``forward_levels``) for one normalised
     image (1, 3, H, W)."""
     with torch.inference_mode():
-        return [level[0].float().cpu() for level in backbone.forward_levels(normalised)]
+        return [level[0].float().cpu() for level in backbone.forward_levels(normalised, last=last)]
 
 
 def feature_map_file(backbone: nn.Module, image: torch.Tensor, normalize: nn.Module, path: str | Path,
-                     channels: int) -> Path:
+                     channels: int, last: int | None = None) -> Path:
     """The grid of ``save_feature_maps`` for one uint8 (3, H, W) ``image`` as the task feeds it to ``backbone``
-    (``normalize``: the task's input normalisation); rows labelled with each level's name."""
+    (``normalize``: the task's input normalisation), levels 0..``last`` (a detector's or sequence model's backbone
+    stops at the level it feeds on: the ones after are dropped), rows labelled with each level's name."""
     weight = next(backbone.parameters())
-    levels = level_activations(backbone, normalize(image[None].to(weight.device)))
+    levels = level_activations(backbone, normalize(image[None].to(weight.device)), last)
     return save_feature_maps(levels, to_rgb_array(image.cpu()), path, channels, level_labels(backbone)[:len(levels)])
 
 

@@ -82,5 +82,6 @@ def explain_sequence(trained, paths: list[str], options) -> Iterator[Path]:
         title = f"{sequence} · decoder cross-attention per step (last layer, mean of heads)"
         yield save_panels(panels, options.out / output_name(path, taken, "_steps.png"), title, arrows=True)
         if options.feature_maps:
-            yield feature_map_file(trained.model.backbone.body, x, trained.normalize,
-                                   options.out / output_name(path, taken, "_features.png"), options.feature_maps)
+            backbone = trained.model.backbone
+            yield feature_map_file(backbone.body, x, trained.normalize, options.out / output_name(
+                path, taken, "_features.png"), options.feature_maps, last=backbone.out_indices[-1])
