@@ -1,8 +1,8 @@
 """Command line: argument parsing only. Each command calls one function of a task, of weights or of the tools.
 
-Verbs (``train``, ``eval``, ``predict``, ``explain``, ``data``) take a task as their second word (``backbonekit train classify
-…``); each task folder adds its own sub-commands through ``add_commands``. ``export``, ``models``, ``summary``,
-``bench`` and ``demo`` stand alone: ``export`` finds the task in the checkpoint.
+Verbs (``train``, ``eval``, ``predict``, ``explain``, ``data``) take a task as their second word
+(``backbonekit train classify …``); each task folder adds its own sub-commands through ``add_commands``.
+``export``, ``models``, ``summary``, ``bench`` and ``demo`` stand alone: ``export`` finds the task in the checkpoint.
 """
 from __future__ import annotations
 

@@ -157,7 +157,8 @@ def test_bad_input_is_one_error_line(command, case, argv, message, places, tmp_p
     prefix = MATRIX[command][0]
     fill = {k: str(v) for k, v in places.items()}
     argv = [a.format(**fill) for a in [*prefix, *argv]]
-    writes_out = argv[0] in ("train", "explain") or argv[:2] in (["predict", "detect"], ["eval", "classify"], ["eval", "detect"])
+    writes_out = argv[0] in ("train", "explain") or argv[:2] in (["predict", "detect"], ["eval", "classify"],
+                                                                 ["eval", "detect"])
     if writes_out and "--out" not in argv:
         argv += ["--out", str(tmp_path / "out")]
     try:

@@ -32,7 +32,8 @@ def explain_classifier(trained, paths: list[str], options) -> Iterator[Path]:
     names = list(trained.cfg.class_names)
     transform = build_eval_transform(trained.cfg.image_size)
     method = options.method or "gradcam"
-    layer_name, _ = find_layer(trained.model, options.layer, trained.cfg.image_size)  # a wrong --layer is said before any image is read
+    # A wrong --layer is said before any image is read.
+    layer_name, _ = find_layer(trained.model, options.layer, trained.cfg.image_size)
     k = max(1, min(options.top_k, len(names)))
     device = next(trained.parameters()).device
     taken = set()

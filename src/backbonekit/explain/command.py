@@ -33,7 +33,8 @@ def add_explain_arguments(p: argparse.ArgumentParser, cams: bool = True) -> None
 def options_from_args(args: argparse.Namespace, **task_options):
     from backbonekit.explain import ExplainOptions
 
-    return ExplainOptions(method=getattr(args, "method", None), layer=getattr(args, "layer", None), out=args.out, feature_maps=args.feature_maps or 0,
+    return ExplainOptions(method=getattr(args, "method", None), layer=getattr(args, "layer", None), out=args.out,
+                          feature_maps=args.feature_maps or 0,
                           device=args.device, skip_bad_images=args.skip_bad_images, **task_options)
 
 

@@ -3,8 +3,8 @@
 For each greedy decoding step k, the cross-attention of the decoder's last layer from the query that predicted
 edit k to the encoder's feature grid, averaged over the heads (each head's SECA prior centres on its own point;
 their mean is where the step looked as a whole), drawn over the image: a strip "step 1: nose → step 2: eyebrow → …".
-The maps are attention, not CAMs: ``--method`` and ``--layer`` do not apply (the command has neither; the Python call
-refuses them).
+The maps are attention, not CAMs: ``--method`` and ``--layer`` do not apply (the command has neither; the Python
+call refuses them).
 """
 from __future__ import annotations
 
