@@ -134,3 +134,11 @@ def test_files_are_named_as_written_so_a_bad_image_later_keeps_the_earlier_ones(
     captured = capsys.readouterr()
     assert code == 2 and "zz_broken.png" in captured.err
     assert captured.out.split() == [str(tmp_path / "out" / f"{good.stem}_cam.png")]
+
+
+def test_a_frozen_model_gives_a_map_and_stays_frozen():
+    model = create_model("resnet18", num_classes=3).eval().requires_grad_(False)
+    _, layer = find_layer(model, "layer3")
+    heat = cam_maps(model, layer, torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0)), None)
+    assert heat.max() - heat.min() > 0.1
+    assert not any(p.requires_grad for p in model.parameters())

@@ -33,9 +33,15 @@ def cam_maps(model: nn.Module, layer: nn.Module, images: torch.Tensor, targets: 
     """(N, H, W) float32 maps in [0, 1], one per image of ``images`` (N, 3, H, W, normalised as the model expects);
     ``targets[i]`` scores image i's output (None: the top class)."""
     model.eval()
-    # grad-cam needs gradients at the layer: parameters frozen for inference would give none.
-    with torch.enable_grad(), cam_class(method)(model=model, target_layers=[layer]) as cam:
-        for p in model.parameters():
-            p.requires_grad_(True)
-        maps = cam(input_tensor=images, targets=list(targets) if targets is not None else None)
+    # grad-cam needs gradients at the layer: parameters frozen for inference would give none. They are frozen again
+    # afterwards, as they were (the caller's model is not left changed).
+    frozen = [p for p in model.parameters() if not p.requires_grad]
+    try:
+        with torch.enable_grad(), cam_class(method)(model=model, target_layers=[layer]) as cam:
+            for p in frozen:
+                p.requires_grad_(True)
+            maps = cam(input_tensor=images, targets=list(targets) if targets is not None else None)
+    finally:
+        for p in frozen:
+            p.requires_grad_(False)
     return np.nan_to_num(maps.astype(np.float32))
