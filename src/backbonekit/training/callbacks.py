@@ -189,6 +189,25 @@ class RNGState(pl.Callback):
             torch.cuda.set_rng_state_all(states["cuda"])
 
 
+class ResumedSchedule(pl.Callback):
+    """A resumed run's first step at the rate its schedule gives for that step. The optimiser's saved state holds the
+    rate the old run last set (0 at the end of a finished cosine), and LambdaLR only sets a new one after a step: a
+    resume with more epochs ran its whole first epoch at the old run's final rate. The schedule is rebuilt from this
+    run's settings (training/optim.py), so its rate at the restored step is the stretched schedule's."""
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if trainer.ckpt_path is None:
+            return
+        for config in trainer.lr_scheduler_configs:
+            scheduler = config.scheduler
+            if isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
+                rates = [base * rule(scheduler.last_epoch)
+                         for base, rule in zip(scheduler.base_lrs, scheduler.lr_lambdas)]
+                for group, rate in zip(scheduler.optimizer.param_groups, rates):
+                    group["lr"] = rate
+                scheduler._last_lr = rates  # what get_last_lr() reports
+
+
 class GracefulStop(pl.Callback):
     """SIGINT / SIGTERM: finish the current batch, write ``last.ckpt``, stop; the caller reports how to resume.
 
