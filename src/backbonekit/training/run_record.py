@@ -109,7 +109,8 @@ def epochs_done(run_dir: Path) -> int | None:
 
 def new_run_folder(out: str, task: str, name: str | None, exist_ok: bool) -> Path:
     base = Path(out) / task
-    if name:
+    if name is not None:
+        check_run_name(name)
         run = base / name
         if run.exists() and not run.is_dir():
             raise ConfigError(f"--name {name}: {run} is a file, not a run folder")
@@ -124,6 +125,15 @@ def new_run_folder(out: str, task: str, name: str | None, exist_ok: bool) -> Pat
     while run.exists():
         run, i = base / f"exp{i}", i + 1
     return run
+
+
+def check_run_name(name: str) -> None:
+    """A run's name is one folder inside ``--out``: a separator or ``..`` would put the run elsewhere (``--name
+    ../../escape`` landed outside runs/), and an empty name would be ``--out`` itself."""
+    seps = {os.sep, "/"} | ({os.altsep} if os.altsep else set())
+    if not name.strip() or name in (".", "..") or any(s in name for s in seps) or Path(name).is_absolute():
+        raise ConfigError(f"--name {name!r}: a run's name is one folder name inside --out (no '/', no '..', not "
+                          "empty)")
 
 
 def write_record(run_dir: Path, command: str, settings: dict) -> None:
@@ -147,7 +157,7 @@ def restore(args: argparse.Namespace, run_dir: Path, record: dict, command: str)
         raise ConfigError(f"--resume {run_dir}: a `{record.get('command')}` run, not `{command}`")
     recorded = record["settings"]
     typed = getattr(args, "_explicit", set())
-    conflicts = differing(vars(args), recorded, typed - {"epochs"})
+    conflicts = differing(vars(args), recorded, typed - {"epochs"}, _resolved_settings(run_dir))
     if conflicts:
         raise ConfigError(f"--resume {run_dir}: {conflicts}. A resumed run keeps its settings (only --epochs may be "
                           "raised); start a new run to change them")
@@ -167,12 +177,16 @@ def restore(args: argparse.Namespace, run_dir: Path, record: dict, command: str)
     return epochs
 
 
-def differing(settings: dict, recorded: dict, keys) -> str:
+def differing(settings: dict, recorded: dict, keys, resolved: dict | None = None) -> str:
     """The settings among ``keys`` whose value differs from the record, as ``--flag VALUE (the run: VALUE)``; ''
-    when none do. Where the run trains is not compared."""
-    keys = [k for k in sorted(keys) if k in recorded and k not in ENVIRONMENT and k not in PLACE
-            and not _same(k, settings.get(k), recorded[k])]
-    return "; ".join(f"--{k.replace('_', '-')} {_shown(settings.get(k))} (the run: {_shown(recorded[k])})"
+    when none do. Where the run trains is not compared. A setting recorded as None was left to the task's default
+    (``--lr``: 0.1 for SGD, 1e-3 for AdamW): ``resolved`` holds the values the run actually used, compared and
+    shown instead."""
+    resolved = resolved or {}
+    run = {k: resolved.get(k) if v is None else v for k, v in recorded.items()}
+    keys = [k for k in sorted(keys) if k in run and k not in ENVIRONMENT and k not in PLACE
+            and not _same(k, settings.get(k), run[k])]
+    return "; ".join(f"--{k.replace('_', '-')} {_shown(settings.get(k))} (the run: {_shown(run[k])})"
                      for k in keys)
 
 
@@ -255,6 +269,14 @@ def _append_resume(run_dir: Path, epochs: int) -> None:
     entries = (yaml.safe_load(path.read_text()) or []) if path.is_file() else []
     entries.append({"resumed": datetime.now(timezone.utc).isoformat(timespec="seconds"), "epochs": epochs})
     path.write_text(yaml.safe_dump(entries, sort_keys=False))
+
+
+def _resolved_settings(run_dir: Path) -> dict:
+    """The task's configuration as the run resolved it (``hparams.yaml``'s ``task``: the defaults filled in)."""
+    path = run_dir / "hparams.yaml"
+    if not path.is_file():
+        return {}
+    return (yaml.safe_load(path.read_text()) or {}).get("task") or {}
 
 
 def _resolved_batch_size(run_dir: Path) -> int | None:
