@@ -151,6 +151,8 @@ def load_weights(model: nn.Module, source: str | os.PathLike | dict, *, prefer_e
     sd, own_classifier = _drop_classifier_if_different(sd, expected, model, where)
     for k in own_classifier:
         sd[k] = expected[k]
+    for k in _replaced_stem(sd, expected, model, where):
+        sd[k] = expected[k]
 
     # FrozenBatchNorm2d keeps no step counter; BatchNorm may be loaded from weights saved without one.
     missing = [k for k in expected if k not in sd and not k.endswith("num_batches_tracked")]
@@ -213,6 +215,18 @@ def _drop_classifier_if_different(sd: StateDict, expected: StateDict, model: nn.
     elif own:
         return sd, []  # another architecture: let the key and shape check report it
     return {k: v for k, v in sd.items() if k not in keys}, own
+
+
+def _replaced_stem(sd: StateDict, expected: StateDict, model: nn.Module, where: str) -> list[str]:
+    """The keys of a small stem (``stem="small"``) that keep their own initialisation: all of them when the weights
+    bring a stem of other shapes (an ImageNet 7×7 one), none when they fit (a small-stem model's own weights)."""
+    keys = getattr(model, "replaced_stem_keys", lambda: [])()
+    if not any(k in sd and sd[k].shape != expected[k].shape for k in keys):
+        return []
+    shapes = ", ".join(f"{k} {'×'.join(map(str, sd[k].shape))}" for k in keys if k in sd)
+    warnings.warn(f"{where}: {getattr(model, 'model_name', type(model).__name__)} has a small stem: the weights' "
+                  f"stem ({shapes}) does not fit it, so the stem starts fresh; every other layer loaded", stacklevel=3)
+    return keys
 
 
 def _describe(label: str, keys: list[str], shown: int = 5) -> str:

@@ -12,7 +12,7 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
-from backbonekit.models.base import ImageClassifier
+from backbonekit.models.base import ImageClassifier, check_stem
 from backbonekit.models.registry import imagenet_cfg, register_model
 
 
@@ -62,18 +62,28 @@ class MLPHeadClassifier(ImageClassifier):
 
 
 class AlexNet(MLPHeadClassifier):
-    def __init__(self, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.5):
+    def __init__(self, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.5, stem: str = "imagenet"):
         super().__init__()
+        self.stem_type = check_stem(stem)
+        small = self.stem_type == "small"
         self.num_classes, self.drop_rate, self.num_features = num_classes, drop_rate, 4096
+        # The 11×11/4 conv and three unpadded 3×3/2 pools need at least 63 px. The small stem is a 5×5 stride-1 conv
+        # (the kernel of Krizhevsky's own CIFAR-10 nets) and padded pools, so each halves the map exactly (ceil):
+        # 28 px gives 28, 14, 7, 4.
+        first = (nn.Conv2d(in_chans, 64, kernel_size=5, stride=1, padding=2) if small
+                 else nn.Conv2d(in_chans, 64, kernel_size=11, stride=4, padding=2))
+
+        def pool() -> nn.MaxPool2d:
+            return nn.MaxPool2d(kernel_size=3, stride=2, padding=1 if small else 0)
         self.features = nn.Sequential(
-            nn.Conv2d(in_chans, 64, kernel_size=11, stride=4, padding=2), nn.ReLU(inplace=True),  # 0-1: stride 4
-            nn.MaxPool2d(kernel_size=3, stride=2),
+            first, nn.ReLU(inplace=True),                                                         # 0-1: stride 4
+            pool(),
             nn.Conv2d(64, 192, kernel_size=5, padding=2), nn.ReLU(inplace=True),                  # 2-4: stride 8
-            nn.MaxPool2d(kernel_size=3, stride=2),
+            pool(),
             nn.Conv2d(192, 384, kernel_size=3, padding=1), nn.ReLU(inplace=True),                 # 5-11: stride 16
             nn.Conv2d(384, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True),
             nn.Conv2d(256, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True),
-            nn.MaxPool2d(kernel_size=3, stride=2),                                                # 12: stride 32
+            pool(),                                                                               # 12: stride 32
         )
         self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
         self.classifier = nn.Sequential(
@@ -83,8 +93,11 @@ class AlexNet(MLPHeadClassifier):
         )
         # Reductions are nominal: the unpadded 11×11/4 conv and 3×3/2 pools give 55, 27, 13, 6 at 224 (not 56 …).
         # The smallest input that survives every pool is 63×63.
-        self._set_levels([0, 2, 5, 12, 13], [64, 192, 256, 256], [4, 8, 16, 32])
+        self._set_levels([0, 2, 5, 12, 13], [64, 192, 256, 256], [1, 2, 4, 8] if small else [4, 8, 16, 32])
         # torchvision keeps PyTorch's default initialisation for AlexNet.
+
+    def replaced_stem_keys(self) -> list[str]:
+        return ["features.0.weight", "features.0.bias"] if self.stem_type == "small" else []
 
 
 @register_model(cfg=imagenet_cfg(224, classifier="classifier.6"))

@@ -19,6 +19,12 @@ class ImageClassifier(nn.Module):
     drop_rate: float
     feature_info: list[dict]              # per level: num_chs, reduction, module (names of its modules)
     pretrained_cfg: dict                  # input_size, mean, std, interpolation, crop_pct
+    stem_type: str = "imagenet"           # stem="small": the first downsampling left out, for 28-32 px images
+
+    def replaced_stem_keys(self) -> list[str]:
+        """State-dict keys of the layers a small stem replaces. ImageNet weights do not fit them (a 7×7 kernel where
+        the small stem has 3×3), so ``load_weights`` keeps their fresh initialisation and says so."""
+        return []
 
     def level_modules(self) -> list[list[str]]:
         """Names of the top-level modules that make up each level, in order (used to freeze stages)."""
@@ -53,6 +59,15 @@ class ImageClassifier(nn.Module):
         self.global_pool = nn.AdaptiveAvgPool2d(1)
         self.head_drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
         setattr(self, self.classifier_name, _make_classifier(self.num_features, num_classes))
+
+
+STEMS = ("imagenet", "small")
+
+
+def check_stem(stem: str) -> str:
+    if stem not in STEMS:
+        raise ValueError(f"stem must be one of {', '.join(STEMS)}, got {stem!r}")
+    return stem
 
 
 def _make_classifier(num_features: int, num_classes: int) -> nn.Module:

@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 
-from backbonekit.models.base import ImageClassifier
+from backbonekit.models.base import ImageClassifier, check_stem
 from backbonekit.models.registry import imagenet_cfg, register_model
 from backbonekit.weights import StateDict, register_layout
 
@@ -84,16 +84,22 @@ class DenseNet(ImageClassifier):
 
     def __init__(self, growth_rate: int = 32, block_config: tuple[int, ...] = (6, 12, 24, 16),
                  num_init_features: int = 64, bn_size: int = 4, num_classes: int = 1000, in_chans: int = 3,
-                 drop_rate: float = 0.0, layer_drop_rate: float = 0.0, memory_efficient: bool = False):
+                 drop_rate: float = 0.0, layer_drop_rate: float = 0.0, memory_efficient: bool = False,
+                 stem: str = "imagenet"):
         super().__init__()
+        self.stem_type = check_stem(stem)
+        small = self.stem_type == "small"
+        # The small stem (the DenseNet-BC of the paper's CIFAR runs): a 3×3 stride-1 conv0 and no pool0.
+        conv0 = (nn.Conv2d(in_chans, num_init_features, kernel_size=3, stride=1, padding=1, bias=False) if small
+                 else nn.Conv2d(in_chans, num_init_features, kernel_size=7, stride=2, padding=3, bias=False))
         layers = OrderedDict([
-            ("conv0", nn.Conv2d(in_chans, num_init_features, kernel_size=7, stride=2, padding=3, bias=False)),
+            ("conv0", conv0),
             ("norm0", nn.BatchNorm2d(num_init_features)),
             ("relu0", nn.ReLU(inplace=True)),
-            ("pool0", nn.MaxPool2d(kernel_size=3, stride=2, padding=1)),
+            ("pool0", nn.Identity() if small else nn.MaxPool2d(kernel_size=3, stride=2, padding=1)),
         ])
-        levels = [("features.conv0,features.norm0,features.relu0", num_init_features, 2)]
-        ch, stride = num_init_features, 4
+        levels = [("features.conv0,features.norm0,features.relu0", num_init_features, 1 if small else 2)]
+        ch, stride = num_init_features, 1 if small else 4
         for i, num_layers in enumerate(block_config):
             before = "features.pool0" if i == 0 else f"features.transition{i}"
             layers[f"denseblock{i + 1}"] = DenseBlock(num_layers, ch, bn_size, growth_rate, layer_drop_rate,
@@ -122,6 +128,9 @@ class DenseNet(ImageClassifier):
                 nn.init.zeros_(m.bias)
             elif isinstance(m, nn.Linear):
                 nn.init.zeros_(m.bias)
+
+    def replaced_stem_keys(self) -> list[str]:
+        return ["features.conv0.weight"] if self.stem_type == "small" else []
 
     def forward_levels(self, x: torch.Tensor, last: int | None = None) -> list[torch.Tensor]:
         last = len(self.feature_info) - 1 if last is None else last

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 from torchvision.ops import StochasticDepth
 
-from backbonekit.models.base import ImageClassifier
+from backbonekit.models.base import ImageClassifier, check_stem
 from backbonekit.models.registry import imagenet_cfg, register_model
 from backbonekit.errors import WeightsError
 from backbonekit.nn.layers import ConvNormAct, SqueezeExcite, make_divisible
@@ -110,8 +110,9 @@ class EfficientNet(ImageClassifier):
                  num_classes: int = 1000, in_chans: int = 3, drop_path_rate: float = 0.2, tf_same: bool = False,
                  bn_eps: float = 1e-5, bn_momentum: float = 0.1, norm_layer: Callable[[int], nn.Module] | None = None,
                  act_layer: Callable[..., nn.Module] = nn.SiLU, se: bool = True, fixed_stem_head: bool = False,
-                 output_stride: int = 32):
+                 output_stride: int = 32, stem: str = "imagenet"):
         super().__init__()
+        self.stem_type = check_stem(stem)
         if output_stride not in (8, 16, 32):
             raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride}")
         norm_layer = norm_layer or partial(nn.BatchNorm2d, eps=bn_eps, momentum=bn_momentum)
@@ -119,9 +120,13 @@ class EfficientNet(ImageClassifier):
         stem_ch = BASE_STEM if fixed_stem_head else make_divisible(BASE_STEM * width)
         head_ch = BASE_HEAD if fixed_stem_head else make_divisible(BASE_HEAD * width)
 
-        self.stem = ConvNormAct(in_chans, stem_ch, 3, 2, norm_layer=norm_layer, act_layer=act_layer, tf_same=tf_same)
+        # The small stem is the same 3×3 conv at stride 1 (its weights still fit): a 28-32 px image then leaves the
+        # last stage at 2×2 rather than 1×1.
+        stem_stride = 1 if self.stem_type == "small" else 2
+        self.stem = ConvNormAct(in_chans, stem_ch, 3, stem_stride, norm_layer=norm_layer, act_layer=act_layer,
+                                tf_same=tf_same)
         total_blocks = sum(s.repeats for s in stages)
-        block_idx, in_ch, current_stride, dilation = 0, stem_ch, 2, 1
+        block_idx, in_ch, current_stride, dilation = 0, stem_ch, stem_stride, 1
         self.stages = nn.Sequential()
         self.feature_info = []
         for i, spec in enumerate(stages):

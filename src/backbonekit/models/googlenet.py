@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from backbonekit.models.base import ImageClassifier
+from backbonekit.models.base import ImageClassifier, check_stem
 from backbonekit.models.registry import imagenet_cfg, register_model
 from backbonekit.weights import StateDict, register_layout
 
@@ -95,15 +95,20 @@ class GoogLeNet(ImageClassifier):
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = False,
                  transform_input: bool = False, drop_rate: float = 0.2, dropout_aux: float = 0.7,
-                 init_weights: bool = True):
+                 init_weights: bool = True, stem: str = "imagenet"):
         super().__init__()
+        self.stem_type = check_stem(stem)
+        small = self.stem_type == "small"
         self.transform_input = transform_input
         self.dropout_aux = dropout_aux
-        self.conv1 = BasicConv2d(in_chans, 64, kernel_size=7, stride=2, padding=3)
-        self.maxpool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+        # The small stem (as the CIFAR GoogLeNets): a 3×3 stride-1 conv1 and neither of the two pools before
+        # inception3a, which then sees a 28 px image at 28×28, the grid it sees at 224 px.
+        self.conv1 = (BasicConv2d(in_chans, 64, kernel_size=3, stride=1, padding=1) if small
+                      else BasicConv2d(in_chans, 64, kernel_size=7, stride=2, padding=3))
+        self.maxpool1 = nn.Identity() if small else nn.MaxPool2d(3, stride=2, ceil_mode=True)
         self.conv2 = BasicConv2d(64, 64, kernel_size=1)
         self.conv3 = BasicConv2d(64, 192, kernel_size=3, padding=1)
-        self.maxpool2 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+        self.maxpool2 = nn.Identity() if small else nn.MaxPool2d(3, stride=2, ceil_mode=True)
         self.maxpool3 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
         self.maxpool4 = nn.MaxPool2d(2, stride=2, ceil_mode=True)
         for name, spec in INCEPTIONS.items():
@@ -114,7 +119,8 @@ class GoogLeNet(ImageClassifier):
         self.num_features = 1024
         self._init_head(num_classes, drop_rate)
         self.feature_info = [{"num_chs": c, "reduction": r, "module": ",".join(m)}
-                             for c, r, m in zip((64, 192, 480, 832, 1024), (2, 4, 8, 16, 32), LEVELS)]
+                             for c, r, m in zip((64, 192, 480, 832, 1024),
+                                                (1, 1, 1, 2, 4) if small else (2, 4, 8, 16, 32), LEVELS)]
         if init_weights:  # torchvision's
             for m in self.modules():
                 if isinstance(m, (nn.Conv2d, nn.Linear)):
@@ -122,6 +128,9 @@ class GoogLeNet(ImageClassifier):
                 elif isinstance(m, nn.BatchNorm2d):
                     nn.init.ones_(m.weight)
                     nn.init.zeros_(m.bias)
+
+    def replaced_stem_keys(self) -> list[str]:
+        return ["conv1.conv.weight"] if self.stem_type == "small" else []
 
     def _transform_input(self, x: torch.Tensor) -> torch.Tensor:
         if not self.transform_input:

@@ -20,7 +20,7 @@ import torch.nn as nn
 
 from torchvision.ops import StochasticDepth
 
-from backbonekit.models.base import ImageClassifier
+from backbonekit.models.base import ImageClassifier, check_stem
 from backbonekit.models.deform_conv import DeformConv2d, offset_keys
 from backbonekit.models.registry import imagenet_cfg, register_model
 
@@ -149,8 +149,9 @@ class ResNet(ImageClassifier):
                  replace_stride_with_dilation: Sequence[bool] | None = None, output_stride: int | None = None,
                  norm_layer: NormLayer | None = None, stride_in_1x1: bool = False, drop_rate: float = 0.0,
                  drop_path_rate: float = 0.0, attn_layer: str | AttnLayer | None = None,
-                 deform_stages: Sequence[int] = (), deform_version: int = 2):
+                 deform_stages: Sequence[int] = (), deform_version: int = 2, stem: str = "imagenet"):
         super().__init__()
+        self.stem_type = check_stem(stem)
         norm_layer = norm_layer or nn.BatchNorm2d
         dilate = _dilation_flags(replace_stride_with_dilation, output_stride)
         deform_stages = tuple(int(s) for s in deform_stages)
@@ -161,10 +162,14 @@ class ResNet(ImageClassifier):
         deform = [deform_version if s in deform_stages else 0 for s in (1, 2, 3, 4)]
         self.inplanes, self.dilation = 64, 1
         self.groups, self.base_width = groups, width_per_group
-        self.conv1 = nn.Conv2d(in_chans, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        small = self.stem_type == "small"
+        # The small stem (the CIFAR ResNets of He et al. 2015, sec. 4.2): a 3×3 stride-1 conv and no max-pool, so a
+        # 28-32 px image reaches layer4 at 4×4 rather than 1×1.
+        self.conv1 = nn.Conv2d(in_chans, 64, kernel_size=3 if small else 7, stride=1 if small else 2,
+                               padding=1 if small else 3, bias=False)
         self.bn1 = norm_layer(64)
         self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.maxpool = nn.Identity() if small else nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         # Stochastic depth rising linearly over all blocks (timm's schedule); 0 by default, as in torchvision.
         total = sum(layers)
         self._drop_paths = iter([drop_path_rate * i / max(total - 1, 1) for i in range(total)])
@@ -177,7 +182,7 @@ class ResNet(ImageClassifier):
         self.num_features = 512 * block.expansion
         self._init_head(num_classes, drop_rate)
 
-        reductions, r = [2, 4], 4
+        reductions, r = ([1, 1], 1) if small else ([2, 4], 4)
         for d in dilate:
             r = r if d else r * 2
             reductions.append(r)
@@ -222,6 +227,9 @@ class ResNet(ImageClassifier):
             for m in self.modules():
                 if isinstance(m, (BasicBlock, Bottleneck)) and getattr(m.last_norm(), "weight", None) is not None:
                     nn.init.zeros_(m.last_norm().weight)
+
+    def replaced_stem_keys(self) -> list[str]:
+        return ["conv1.weight"] if self.stem_type == "small" else []
 
     def keys_kept_if_missing(self) -> list[str]:
         """Offset predictors of deformable stages: plain ResNet weights load without them (``load_weights``)."""

@@ -7,11 +7,22 @@ this layout.)
 from __future__ import annotations
 
 from backbonekit.models.registry import imagenet_cfg, register_model
-from backbonekit.models.resnet import Bottleneck, ResNet
+from backbonekit.models.resnet import BasicBlock, Bottleneck, ResNet
 
 
 def _se(**kwargs) -> dict:
     return {"attn_layer": "se", **kwargs}
+
+
+# timm's seresnet18/34: BasicBlocks gated after bn2 (SE on ``planes`` channels), bicubic, crop 0.875.
+@register_model(cfg=imagenet_cfg(224, interpolation="bicubic", classifier="fc"))
+def seresnet18(**kwargs) -> ResNet:
+    return ResNet(BasicBlock, [2, 2, 2, 2], **_se(**kwargs))
+
+
+@register_model(cfg=imagenet_cfg(224, interpolation="bicubic", classifier="fc"))
+def seresnet34(**kwargs) -> ResNet:
+    return ResNet(BasicBlock, [3, 4, 6, 3], **_se(**kwargs))
 
 
 # timm's defaults: bicubic; seresnet50's weights (a1_in1k) evaluate at crop 0.95.
