@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch.nn as nn
 
 from backbonekit.models.alexnet import MLPHeadClassifier
+from backbonekit.models.base import check_stem
 from backbonekit.models.registry import imagenet_cfg, register_model
 
 # Output channels of each 3×3 conv, "M" a 2×2 max-pool.
@@ -23,17 +24,22 @@ CONFIGS = {
 
 class VGG(MLPHeadClassifier):
     def __init__(self, depth: int = 16, batch_norm: bool = False, num_classes: int = 1000, in_chans: int = 3,
-                 drop_rate: float = 0.5):
+                 drop_rate: float = 0.5, stem: str = "imagenet"):
         super().__init__()
+        self.stem_type = check_stem(stem)
         if depth not in CONFIGS:
             raise ValueError(f"VGG depth must be one of {sorted(CONFIGS)}, got {depth}")
         self.num_classes, self.drop_rate, self.num_features = num_classes, drop_rate, 4096
         layers, pools, channels, ch = [], [], [], in_chans
         for v in CONFIGS[depth]:
             if v == "M":
+                # Five 2×2 pools leave nothing of a 28 px image (28, 14, 7, 3, 1, 0). The small stem leaves out the
+                # first (block 2 runs at full size, as block 1): 28 px ends at 1×1, 32 px at 2×2; no weight changes.
+                first = not pools
                 pools.append(len(layers))
                 channels.append(ch)
-                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+                small_first = first and self.stem_type == "small"
+                layers.append(nn.Identity() if small_first else nn.MaxPool2d(kernel_size=2, stride=2))
                 continue
             layers.append(nn.Conv2d(ch, v, kernel_size=3, padding=1))
             if batch_norm:
@@ -49,7 +55,8 @@ class VGG(MLPHeadClassifier):
         )
         # Levels end before each pool (strides 1, 2, 4, 8, 16), the last is the final pool (stride 32).
         bounds = [0] + pools + [len(layers)]
-        self._set_levels(bounds, channels + [channels[-1]], [1, 2, 4, 8, 16, 32])
+        reductions = [1, 1, 2, 4, 8, 16] if self.stem_type == "small" else [1, 2, 4, 8, 16, 32]
+        self._set_levels(bounds, channels + [channels[-1]], reductions)
         self._init_weights()
 
     def _init_weights(self) -> None:  # torchvision's
