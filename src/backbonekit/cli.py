@@ -14,7 +14,18 @@ import time
 
 from backbonekit.errors import BackbonekitError
 
-VERBS = ("train", "eval", "predict", "explain", "data")
+# Each verb: (its line in `backbonekit --help`, the name and line of its second word in `backbonekit VERB --help`).
+VERB_HELP = {
+    "train": ("train a model on your data: a run folder with checkpoints, metrics and plots",
+              "TASK", "what the model learns"),
+    "eval": ("score a trained checkpoint (or a detector's saved results) on labelled data", "TASK",
+             "the task the checkpoint was trained for"),
+    "predict": ("run a trained checkpoint on images", "TASK", "the task the checkpoint was trained for"),
+    "explain": ("draw what drove a trained model's predictions (class activation maps, attention)", "TASK",
+                "the task the checkpoint was trained for"),
+    "data": ("write a small synthetic data set to try the tasks on", "COMMAND", "the data command"),
+}
+VERBS = tuple(VERB_HELP)
 
 # Modules that add the stand-alone commands; each has ``add_commands(verbs: dict[str, _SubParsersAction])`` and
 # imports nothing heavy at module level, so parsing (and ``--help``) needs no torch. Tasks add theirs through the
@@ -28,6 +39,19 @@ COMMAND_MODULES = (
 DESCRIPTION = ("Train, evaluate, run and export CNN backbones (ResNet, EfficientNet and the survey models) for "
                "classification, EfficientDet detection and SeqDeepFake sequence detection; they load the "
                "torchvision, timm and efficientnet_pytorch weights you have on disk. Start with `backbonekit demo`.")
+
+
+class _Parser(argparse.ArgumentParser):
+    """A usage error is a short usage line and one ``error:`` line: the full usage of a train command is 40 lines
+    that bury the one that says what is wrong (``--help`` still shows it all)."""
+
+    def error(self, message: str):
+        formatter = self._get_formatter()
+        # Only what must be typed (the required options and positionals); everything else is "[options]".
+        needed = [a for a in self._actions if a.required or not a.option_strings]
+        formatter.add_usage(None, needed, [], prefix="usage: ")
+        usage = " ".join(formatter.format_help().split())
+        self.exit(2, f"{usage} [options] (--help lists them)\nerror: {message}\n")
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -44,13 +68,19 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
 def build_parser() -> argparse.ArgumentParser:
     from backbonekit import __version__
 
-    parser = argparse.ArgumentParser(prog="backbonekit", description=DESCRIPTION, formatter_class=_Help)
+    parser = _Parser(prog="backbonekit", description=DESCRIPTION, formatter_class=_Help)
     parser.add_argument("--version", action="version", version=f"backbonekit {__version__}")
-    top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                help="what to do (each one has a --help of its own)")
     verbs = {}
-    for verb in VERBS:
-        p = top.add_parser(verb, help=f"{verb} (per task)")
-        verbs[verb] = p.add_subparsers(dest="task", required=True, metavar="TASK")
+    for verb, (text, word, word_help) in VERB_HELP.items():
+        p = top.add_parser(verb, help=text, description=text[0].upper() + text[1:] + ".")
+        verbs[verb] = p.add_subparsers(dest="task", required=True, metavar=word, help=word_help)
+    # `data`'s one command; the tasks add the data sets they can write under it.
+    synth = verbs["data"].add_parser("synth", help="write a synthetic data set in a task's own format, to try the "
+                                     "task without downloading one", description="Write a synthetic data set.")
+    verbs["data_synth"] = synth.add_subparsers(dest="dataset", required=True, metavar="DATASET",
+                                               help="which data set (and so which task's format)")
     verbs["_top"] = top
     for name in COMMAND_MODULES:
         importlib.import_module(name).add_commands(verbs)

@@ -17,16 +17,13 @@ DEFAULT_CLASSES = ("Car", "Pedestrian", "Cyclist")  # = kitti.DEFAULT_CLASSES; k
 
 
 def synth_parsers(verbs: dict):
-    """The ``data synth`` sub-parsers, shared with the other tasks that write synthetic data (whoever comes first
-    creates them)."""
-    if "data_synth" not in verbs:
-        p = verbs["data"].add_parser("synth", help="write a small synthetic data set")
-        verbs["data_synth"] = p.add_subparsers(dest="dataset", required=True, metavar="DATASET")
+    """The ``data synth`` sub-parsers (the CLI makes them, shared by every task that writes a synthetic data set)."""
     return verbs["data_synth"]
 
 
 def add_commands(verbs: dict) -> None:
-    p = synth_parsers(verbs).add_parser("shapes", help="coloured shapes with boxes, in KITTI or COCO format")
+    p = synth_parsers(verbs).add_parser("shapes", help="for train detect: coloured shapes with boxes, in "
+                                                    "KITTI or COCO format")
     p.add_argument("--format", choices=("kitti", "coco"), default="kitti")
     p.add_argument("--out", required=True, help="folder to write (KITTI: <out>/training/…; COCO: <out>/images, "
                                                 "<out>/annotations.json)")

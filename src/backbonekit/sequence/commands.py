@@ -13,10 +13,7 @@ DEFAULT_SUBSET = "facial_components"
 
 
 def synth_parsers(verbs: dict):
-    """The ``data synth`` sub-parsers, shared by every task that writes a synthetic data set."""
-    if "data_synth" not in verbs:
-        p = verbs["data"].add_parser("synth", help="write a small synthetic data set from bundled photos")
-        verbs["data_synth"] = p.add_subparsers(dest="dataset", required=True, metavar="DATASET")
+    """The ``data synth`` sub-parsers (the CLI makes them, shared by every task that writes a synthetic data set)."""
     return verbs["data_synth"]
 
 
@@ -52,7 +49,9 @@ def add_commands(verbs: dict) -> None:
     add_explain_arguments(p, cams=False)
     p.set_defaults(func=lambda args: cmd_explain(args, "sequence"))
 
-    p = synth_parsers(verbs).add_parser("seqdeepfake", help="SeqDeepFake layout with ordered, learnable edits")
+    p = synth_parsers(verbs).add_parser("seqdeepfake", help="for train sequence: scikit-image's bundled "
+                                                         "photos with ordered, learnable edits, in the SeqDeepFake "
+                                                         "layout")
     p.add_argument("--out", required=True, help="data root to write (<out>/<subset>/annotations, images)")
     p.add_argument("--subset", default="facial_components", choices=tuple(SUBSETS))
     p.add_argument("--num-images", type=positive_int, default=600)
