@@ -28,7 +28,8 @@ from backbonekit.errors import ConfigError
 from backbonekit.models.registry import require_kind
 from backbonekit.training.autobatch import batch_size_scope
 from backbonekit.training.preflight import check_train_settings
-from backbonekit.training.run_record import differing, new_run_folder, read_record, settings_of, write_record
+from backbonekit.training.run_record import (check_run_name, differing, new_run_folder, read_record, replacing,
+                                             settings_of, write_record)
 
 RUN_TASK = "noisy-student"
 TABLE = ("generation", "model", "role", "val_top1", "pseudo_labelled", "pseudo_acc")
@@ -38,6 +39,15 @@ def train_noisy_student(args: argparse.Namespace) -> int:
     students = [s.strip() for s in args.students.split(",") if s.strip()]
     _check(args, students)
     check_train_settings(args, "train noisy-student")
+    if args.name is not None:
+        check_run_name(args.name)
+    if args.name and args.exist_ok:  # the old folder comes back unless a generation of the new one saved a checkpoint
+        with replacing(Path(args.out) / RUN_TASK / args.name, saved=lambda r: any(r.glob("gen*/last.ckpt"))):
+            return _generations(args, students)
+    return _generations(args, students)
+
+
+def _generations(args: argparse.Namespace, students: list[str]) -> int:
     root = _root_folder(args)
     name = root.name
     rows: list[dict] = []

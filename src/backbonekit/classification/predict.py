@@ -19,6 +19,7 @@ def predict_images(checkpoint: str | Path, paths: list[str], top_k: int = 5, bat
                    runtime: str = "torch", precision: str = "fp32") -> Iterator[dict]:
     if compile and runtime != "torch":
         raise ConfigError(f"--compile applies to --runtime torch, not {runtime}")
+    images = find_images(paths)  # before loading: another runtime exports the checkpoint into its run folder
     trained, device = load_for_inference(checkpoint, get_task("classify"), device, runtime, precision,
                                          batch_size)
     if compile:
@@ -26,7 +27,7 @@ def predict_images(checkpoint: str | Path, paths: list[str], top_k: int = 5, bat
     names = list(trained.cfg.class_names)
     transform = build_eval_transform(trained.cfg.image_size)
     k = max(1, min(top_k, len(names)))
-    for chunk in read_in_batches(find_images(paths), batch_size, skip_bad_images):
+    for chunk in read_in_batches(images, batch_size, skip_bad_images):
         batch = torch.stack([transform(image) for _, image in chunk])
         with torch.inference_mode():
             probs = trained(batch.to(device)).softmax(-1).cpu()

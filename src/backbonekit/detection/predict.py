@@ -43,13 +43,14 @@ def predict_images(checkpoint: str | Path, paths: list[str], out: str | Path, sc
     """Detect, write and report (``on_image(row)``) every image; ``annotations=None`` takes COCO image ids from the
     run's own COCO data, ``[]`` from the file stems."""
     out = output_folder(out)  # a file there is refused before the model is loaded
+    images = find_images(paths)  # so is a missing image: another runtime exports the checkpoint into its run folder
     task, device = load_for_inference(checkpoint, get_task("detect"), device, runtime, precision, batch_size)
     if annotations is None:
         annotations = recorded_coco_files(checkpoint)
     writer = ResultWriter(out, save, task.cfg, CocoImageIds(annotations) if annotations else None)
     transform = eval_transforms(tuple(task.cfg.image_size))
     skipped: list = []
-    for chunk in read_in_batches(find_images(paths), batch_size, skip_bad_images, skipped):
+    for chunk in read_in_batches(images, batch_size, skip_bad_images, skipped):
         originals = [tv_tensors.Image(image_to_tensor(image)) for _, image in chunk]
         letterboxed = [transform(image, empty_target(image)) for image in originals]
         batch = torch.stack([image.as_subclass(torch.Tensor) for image, _ in letterboxed])

@@ -9,6 +9,7 @@ from typing import Callable
 import torch
 from PIL import Image
 
+from backbonekit.errors import DataError
 from backbonekit.io.figures import save_figure
 from backbonekit.io.images import find_images, load_image, read_in_batches
 from backbonekit.sequence.data import SeqDeepFakeDataset, build_transform, format_label
@@ -25,6 +26,10 @@ def predict_sequences(checkpoint: str | Path, paths=(), *, data: str | Path | No
     """Rows ``{file_path, label, name[, true_label, true_name]}``, each also given to ``on_row`` as it comes; with
     ``data`` the split's annotated images (and file paths relative to the data root, as the annotations have them),
     otherwise the given files/folders. ``skip_bad_images``: an unreadable image is named on stderr and left out."""
+    # Inputs before the model: another runtime exports the checkpoint into its run folder.
+    if data is not None and not Path(data).is_dir():
+        raise DataError(f"--data {data}: no such folder")
+    images = find_images(paths) if data is None else None
     task, device = load_for_inference(checkpoint, get_task("sequence"), device, runtime, precision,
                                       batch_size)
     subset, transform = task.cfg.subset, build_transform(task.cfg.image_size, train=False)
@@ -33,7 +38,7 @@ def predict_sequences(checkpoint: str | Path, paths=(), *, data: str | Path | No
         ds.report_skipped()
         truth = {p: (p.relative_to(Path(data)).as_posix(), label) for p, label, _ in ds.samples}
     else:
-        truth = {p: (str(p), None) for p in find_images(paths)}
+        truth = {p: (str(p), None) for p in images}
     rows = []
     for chunk in read_in_batches(truth, batch_size, skip_bad_images):
         images = torch.stack([transform(image) for _, image in chunk]).to(device)

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import sys
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -118,13 +119,39 @@ def new_run_folder(out: str, task: str, name: str | None, exist_ok: bool) -> Pat
             if not exist_ok:
                 raise ConfigError(f"run {run} exists: choose another --name, continue it with --resume {run}, or "
                                   "replace it with --exist-ok")
-            print(f"replacing {run} (--exist-ok)", file=sys.stderr)
-            shutil.rmtree(run)
-        return run
+        return run  # with --exist-ok the caller replaces it: `replacing`
     run, i = base / "exp", 2
     while run.exists():
         run, i = base / f"exp{i}", i + 1
     return run
+
+
+@contextmanager
+def replacing(run: Path, saved: Callable[[Path], bool] = lambda run: (run / "last.ckpt").is_file()):
+    """``--exist-ok`` without losing the old run to a new one that fails: the old folder waits under a hidden name
+    beside it while the new run is built in its place; when the command ends (a failure, Ctrl+C or success alike) it
+    is removed if the new run saved a checkpoint, and otherwise moved back as it was (a rename: its files keep their
+    bytes and times). A command killed outright (SIGKILL) leaves it under the hidden name, which the next
+    ``--exist-ok`` of that name refuses to overwrite."""
+    if not (run.is_dir() and any(run.iterdir())):
+        yield
+        return
+    aside = run.parent / f".{run.name}.replaced"
+    if aside.exists():
+        raise ConfigError(f"{aside} holds the run an earlier --exist-ok of {run.name} set aside (that command was "
+                          f"killed): move it back to {run} or delete it, then run this again")
+    os.rename(run, aside)
+    print(f"replacing {run} (--exist-ok): the old run is kept as {aside} until the new one saves a checkpoint",
+          file=sys.stderr)
+    try:
+        yield
+    finally:
+        if saved(run):
+            shutil.rmtree(aside)
+        else:
+            shutil.rmtree(run, ignore_errors=True)
+            os.rename(aside, run)
+            print(f"{run} is back as it was: the run meant to replace it saved no checkpoint", file=sys.stderr)
 
 
 def check_run_name(name: str) -> None:
@@ -221,9 +248,25 @@ def start_training(args: argparse.Namespace, command: str, task_folder: str,
             raise ConfigError("--data is required (or --resume RUN to continue a run)")
         check_train_settings(args, command)
         run_dir = new_run_folder(args.out, task_folder, args.name, getattr(args, "exist_ok", False))
-        created = not run_dir.exists()
-        new_parents = [p for p in run_dir.parents if not p.exists()]
+        with replacing(run_dir):
+            return _train_new(args, run_dir, command, train)
+    return _train_in(args, run_dir, command, train, created, new_parents)
+
+
+def _train_new(args: argparse.Namespace, run_dir: Path, command: str, train: Callable) -> int:
+    created = not run_dir.exists()
+    new_parents = [p for p in run_dir.parents if not p.exists()]
+    try:
         write_record(run_dir, command, settings_of(args))
+    except BaseException:
+        if created:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    return _train_in(args, run_dir, command, train, created, new_parents)
+
+
+def _train_in(args: argparse.Namespace, run_dir: Path, command: str, train: Callable, created: bool,
+              new_parents: list[Path]) -> int:
     os.environ[ENV_RUN_DIR] = str(run_dir)
     try:
         return train(args)
