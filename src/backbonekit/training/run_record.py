@@ -2,7 +2,8 @@
 paths made absolute, the split, the seed, the package version), written once before anything trains and never
 rewritten.
 
-- A new run gets a new folder: ``--name`` that exists is refused unless ``--exist-ok`` (which replaces it); without
+- A new run gets a new folder: ``--name`` that exists is refused unless ``--exist-ok`` (which replaces it once the
+  new run has saved a checkpoint, see ``replacing``); without
   ``--name`` runs number themselves (exp, exp2, …).
 - ``--resume RUN`` (the folder or a file in it) restores every recorded setting. Only ``--epochs`` may be raised
   (each raise is appended to ``resumes.yaml``); a typed flag that conflicts with the record is an error naming the
