@@ -35,3 +35,27 @@ def write_cifar10(root: Path, per_batch=4, seed=0, skip=()):
     with open(root / "batches.meta", "wb") as f:
         pickle.dump({b"label_names": names, b"num_cases_per_batch": per_batch, b"num_vis": 3072}, f)
     return root
+
+
+def write_idx(root: Path, n_train=40, n_test=20, size=28, gz=True, seed=0, num_classes=10):
+    """The four IDX files of the MNIST family (big-endian headers, uint8 data), every class present; the images
+    hold their label as a brightness pattern, so a model can learn them. Returns ``root``."""
+    import gzip
+    import struct
+
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        labels = np.arange(n, dtype=np.uint8) % num_classes
+        images = rng.integers(0, 60, (n, size, size), dtype=np.uint8)
+        for i, y in enumerate(labels):
+            images[i, : size * (int(y) + 1) // num_classes] += 150
+        for kind, header, data in (("images-idx3", struct.pack(">4I", 2051, n, size, size), images),
+                                   ("labels-idx1", struct.pack(">2I", 2049, n), labels)):
+            name = root / f"{prefix}-{kind}-ubyte"
+            payload = header + data.tobytes()
+            if gz:
+                (root / (name.name + ".gz")).write_bytes(gzip.compress(payload))
+            else:
+                name.write_bytes(payload)
+    return root

@@ -37,6 +37,8 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--checkpoint", required=True, help="best.ckpt, last.ckpt or best.safetensors of a run")
     p.add_argument("--data", help="ImageFolder tree, CIFAR-10 folder or 'digits' to score (its val split); default: "
                                   "the run's own validation data, from its run.yaml")
+    p.add_argument("--split", default="val", choices=("val", "test"),
+                   help="test: the data's own test split (the MNIST family's t10k files), apart from validation")
     p.add_argument("--val-ratio", type=open_fraction, default=None, help="default: the run's (else 0.2)")
     p.add_argument("--seed", type=int, default=None, help="seed of the split; default: the run's (else 0)")
     p.add_argument("--batch-size", type=positive_int, default=64)
@@ -67,8 +69,13 @@ def add_commands(verbs: dict) -> None:
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", help="ImageFolder tree, CIFAR-10 folder, or 'digits' (built in); required unless --resume")
+    p.add_argument("--data", help="ImageFolder tree, CIFAR-10 folder, folder of IDX files, 'digits' (built in) or "
+                                  "'fashion-mnist'/'mnist'/'kmnist' ($BACKBONEKIT_DATA/<name>, else the Debian "
+                                  "package's folder); required unless --resume")
     p.add_argument("--model", default="resnet18")
+    p.add_argument("--stem", default="imagenet", choices=("imagenet", "small"),
+                   help="small: the model's first downsampling left out (3×3 stride-1 stem, no early pool), for "
+                        "28-32 px images")
     p.add_argument("--pretrained", help="weights file (torchvision, timm, lukemelas or ours) to start from")
     p.add_argument("--epochs", type=int, default=10)
     add_input_arguments(p, "default: the model's resolution")
@@ -77,6 +84,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     add_optimization_arguments(p, optimizer="adamw", lr=None, weight_decay=0.05, scheduler="cosine",
                                warmup_epochs=1.0)
     p.add_argument("--augment", default="basic", choices=("none", "basic", "randaugment"))
+    p.add_argument("--crop-padding", type=non_negative_int, default=None, metavar="PIXELS",
+                   help="pad-and-crop by this many pixels (default: 1/8 of the size, for images up to 64 px)")
+    p.add_argument("--random-erasing", type=probability, default=0.0, metavar="P",
+                   help="erase one rectangle (2-40%% of the image) with this probability")
+    p.add_argument("--normalize", default="model", choices=("model", "data"),
+                   help="input statistics: the model's own (ImageNet's), or measured on the training images")
     p.add_argument("--cutmix", type=float, default=0.0, metavar="ALPHA")
     p.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA")
     p.add_argument("--label-smoothing", type=float, default=0.0)

@@ -38,6 +38,11 @@ class ClassifyConfig:
     class_names: list[str] = field(default_factory=list)
     pretrained: str | None = None
     image_size: int = 224
+    stem: str = "imagenet"  # "small": the first downsampling left out (28-32 px images: Fashion-MNIST, CIFAR)
+    # The input statistics (0-1 scale, per channel) when not the model's own: --normalize data measures them on the
+    # training images.
+    mean: list[float] | None = None
+    std: list[float] | None = None
     optimizer: str = "adamw"  # the command's defaults (commands.py): they converge on short runs
     lr: float = 1e-3
     momentum: float = 0.9
@@ -86,8 +91,14 @@ class ClassificationTask(HoldsFrozenParts, pl.LightningModule):
         self.save_hyperparameters(_plain_config(self.cfg))  # plain types: the checkpoint loads with weights_only
         overrides = {k: v for k, v in (("drop_rate", self.cfg.drop_rate), ("drop_path_rate", self.cfg.drop_path_rate))
                      if v is not None}
+        if self.cfg.stem != "imagenet":  # only then: the models of other runs keep the options they recorded
+            overrides["stem"] = self.cfg.stem
+        self._check_input_options()
         self.model = create_model(self.cfg.model, num_classes=self.cfg.num_classes, pretrained=self.cfg.pretrained,
                                   **overrides)
+        if self.cfg.mean is not None:  # recorded in the model's configuration too, so its safetensors say them
+            self.model.pretrained_cfg = {**self.model.pretrained_cfg, "mean": tuple(self.cfg.mean),
+                                         "std": tuple(self.cfg.std)}
         self.normalize = ImageNormalize.from_cfg(self.model.pretrained_cfg)
         if self.cfg.freeze_backbone:
             for p in self.backbone_parameters():
@@ -102,6 +113,17 @@ class ClassificationTask(HoldsFrozenParts, pl.LightningModule):
         # to train mode by Lightning, not wrapped by DDP. Frozen, eval mode, run under no_grad.
         self._teacher: list[nn.Module] = [_load_teacher(self.cfg.teacher, n)] if self.cfg.teacher else []
         self._semi_stats: dict = {}
+
+    def _check_input_options(self) -> None:
+        from backbonekit.models.base import STEMS
+
+        cfg = self.cfg
+        if cfg.stem not in STEMS:
+            raise ConfigError(f"--stem must be one of {', '.join(STEMS)}, got {cfg.stem!r}")
+        if (cfg.mean is None) != (cfg.std is None):
+            raise ConfigError("give both mean and std, or neither")
+        if cfg.mean is not None and (len(cfg.mean) != len(cfg.std) or min(cfg.std) <= 0):
+            raise ConfigError(f"mean {cfg.mean} and std {cfg.std}: one value a channel each, std > 0")
 
     def _check_data_efficient_options(self) -> None:
         cfg = self.cfg

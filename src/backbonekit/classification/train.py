@@ -12,7 +12,8 @@ from typing import Callable
 
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
-from backbonekit.classification.data import ClassificationData, build_classification_data
+from backbonekit.classification.data import (ClassificationData, build_classification_data, channel_stats,
+                                             flips_keep_class)
 from backbonekit.classification.semi_data import SemiDataset, select_labelled, unlabeled_images
 from backbonekit.classification.transforms import build_transforms, mixing_collate, strong_transforms
 from backbonekit.errors import ConfigError
@@ -39,7 +40,9 @@ def labelled_split(args: argparse.Namespace, data: ClassificationData) -> tuple[
 
 def load_data(args: argparse.Namespace, image_size: int) -> ClassificationData:
     data = build_classification_data(args.data, image_size=image_size, augment=args.augment,
-                                     val_ratio=args.val_ratio, seed=args.seed, skip_bad_images=args.skip_bad_images)
+                                     val_ratio=args.val_ratio, seed=args.seed, skip_bad_images=args.skip_bad_images,
+                                     crop_padding=getattr(args, "crop_padding", None),
+                                     random_erasing=getattr(args, "random_erasing", 0.0))
     report_skipped(data.skipped)
     return data
 
@@ -73,7 +76,14 @@ def plan_classification(args: argparse.Namespace, extra_train=None, labelled_wra
                   scheduler=args.scheduler, warmup_epochs=args.warmup_epochs, step_size=args.step_size,
                   lr_steps=args.lr_steps, epochs=args.epochs, freeze_backbone=args.freeze_backbone,
                   freeze_bn=args.freeze_bn, backbone_lr_mult=train_args.backbone_lr_mult(args),
-                  label_smoothing=args.label_smoothing, drop_rate=args.drop_rate, drop_path_rate=args.drop_path_rate)
+                  label_smoothing=args.label_smoothing, drop_rate=args.drop_rate, drop_path_rate=args.drop_path_rate,
+                  stem=getattr(args, "stem", "imagenet"))
+    if getattr(args, "normalize", "model") == "data":
+        mean, std = channel_stats(labelled)
+        config.update(mean=mean, std=std)
+        print(f"--normalize data: mean {', '.join(f'{v:.4f}' for v in mean)}, std "
+              f"{', '.join(f'{v:.4f}' for v in std)} (measured on the {len(labelled):,} training images)",
+              file=sys.stderr)
     if getattr(args, "teacher", None):
         config.update(teacher=args.teacher, distill_alpha=args.distill_alpha,
                       distill_temperature=args.distill_temperature, distill_loss=args.distill_loss)
@@ -89,7 +99,7 @@ def plan_classification(args: argparse.Namespace, extra_train=None, labelled_wra
     if extra_train is not None:
         train_set = ConcatDataset([train_set, extra_train(data, image_size)])
     if semi:
-        flip = data.source != "digits"
+        flip = flips_keep_class(args.data, data.source)
         train_set = SemiDataset(labelled, unlabeled_images(args.unlabeled, data.train, rest),
                                 weak=build_transforms(image_size, train=True, augment="basic", flip=flip),
                                 strong=strong_transforms(image_size, flip=flip) if semi == "fixmatch" else None,
@@ -100,6 +110,8 @@ def plan_classification(args: argparse.Namespace, extra_train=None, labelled_wra
     return TrainPlan(config, train_set, data.val, monitor="val/top1", log_keys=log_keys, collate_fn=collate,
                      mixing=collate is not None,
                      data={"source": data.source, "path": args.data, "train": len(train_set), "val": len(data.val),
+                           **({"test": len(data.test)} if data.test is not None else {}),
+                           **({"split": data.split} if data.split else {}),
                            "labelled": len(labelled), "labels_per_class": getattr(args, "labels_per_class", None),
                            "unlabeled": getattr(args, "unlabeled", None), "augment": args.augment,
                            "cutmix": args.cutmix, "mixup": args.mixup},

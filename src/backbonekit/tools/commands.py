@@ -32,6 +32,8 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--num-classes", type=positive_int, default=None,
                    help="classes of the model's head; none given: the model as `backbonekit models` lists it "
                         "(1000 ImageNet classes, a detector's 90 COCO classes)")
+    p.add_argument("--stem", default="imagenet", choices=("imagenet", "small"),
+                   help="small: the classifier's first downsampling left out, for 28-32 px images")
     p.add_argument("--max-rows", type=positive_int, default=None, help="show only the first N layers")
     p.add_argument("--json", action="store_true", help="print the totals as JSON")
     p.set_defaults(func=cmd_summary)
@@ -120,11 +122,15 @@ def _survey_progress(i: int, n: int, name: str) -> None:
 
 def cmd_summary(args: argparse.Namespace) -> int:
     from backbonekit.errors import ConfigError
-    from backbonekit.models.registry import create_model
+    from backbonekit.models.registry import create_model, default_cfg
     from backbonekit.tools.summary import render, summarize
 
     # Without --num-classes the model is built as `models` builds it, so both count the same parameters.
     options = {} if args.num_classes is None else {"num_classes": args.num_classes}
+    if args.stem != "imagenet":
+        if default_cfg(args.model)["task"] != "classify":
+            raise ConfigError(f"--stem {args.stem}: {args.model} is not a classifier")
+        options["stem"] = args.stem
     model = create_model(args.model, **options)
     size = args.image_size or list(model.pretrained_cfg["input_size"][1:])
     if len(size) not in (1, 2) or min(size) < 8:
@@ -132,7 +138,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
     h, w = (size[0], size[0]) if len(size) == 1 else size
     summary = summarize(model, (3, h, w))
     if args.json:
-        print(json.dumps({"model": args.model, "input_size": [3, h, w], "params": summary.total_params,
+        print(json.dumps({"model": args.model, "stem": args.stem, "input_size": [3, h, w],
+                          "params": summary.total_params,
                           "trainable_params": summary.trainable_params, "flops": summary.flops,
                           "activation_bytes": summary.activation_bytes, "layers": len(summary.rows)}))
     else:

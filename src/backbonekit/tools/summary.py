@@ -26,6 +26,7 @@ class LayerRow:
 class Summary:
     model_name: str
     input_size: tuple
+    stem: str = "imagenet"
     rows: list[LayerRow] = field(default_factory=list)
     total_params: int = 0
     trainable_params: int = 0
@@ -76,6 +77,7 @@ def summarize(model: nn.Module, input_size: tuple[int, int, int] = (3, 224, 224)
     params = list(model.parameters())
     return Summary(
         model_name=getattr(model, "model_name", type(model).__name__), input_size=tuple(input_size), rows=rows,
+        stem=getattr(model, "stem_type", "imagenet"),
         total_params=sum(p.numel() for p in params),
         trainable_params=sum(p.numel() for p in params if p.requires_grad),
         flops=counter.get_total_flops() // batch_size, activation_bytes=activation_bytes[0] // batch_size,
@@ -99,7 +101,8 @@ def render(summary: Summary, max_rows: int | None = None) -> None:
     from backbonekit.io.console import make_console
     from rich.table import Table
 
-    table = Table(title=f"{summary.model_name}  input {tuple(summary.input_size)}", show_lines=False)
+    stem = f"  stem {summary.stem}" if summary.stem != "imagenet" else ""
+    table = Table(title=f"{summary.model_name}{stem}  input {tuple(summary.input_size)}", show_lines=False)
     for column, justify in (("layer", "left"), ("type", "left"), ("output shape", "left"), ("params", "right")):
         table.add_column(column, justify=justify)
     rows = summary.rows if max_rows is None else summary.rows[:max_rows]
