@@ -161,6 +161,26 @@ def test_wrapper_is_detect_for_other_settings(checkpoint, score_threshold, max_d
     assert (num == max_detections).all() if max_detections == 2 else (num < max_detections).all()
 
 
+def test_a_box_with_no_area_left_after_clipping_is_dropped_in_the_graph(checkpoint, monkeypatch):
+    """Boxes decoded wholly outside the input are no detections in the exported function, as in ``detect``; one
+    crossing the edges is clipped to the input."""
+    from backbonekit.models.anchors import encode_boxes
+
+    task = load_detector(checkpoint)
+    wrapper = DetectorForExport(task, score_threshold=0.5).eval()
+    anchors = task.anchors.boxes
+    logits, codes = torch.full((1, len(anchors), 3), -10.0), torch.zeros(1, len(anchors), 4)
+    boxes = torch.tensor([[100.0, 10, 130, 40], [10, 70, 40, 90], [10, 10, 40, 40], [80, 50, 120, 80]])
+    for i, (a, box) in enumerate(zip((0, 7, 11, 20), boxes)):  # right of and below the 64×96 input, then inside
+        logits[0, a, 0] = 5.0 - i
+        codes[0, a] = encode_boxes(box[None], anchors[a:a + 1])[0]
+    monkeypatch.setattr(wrapper.net, "forward_flat", lambda x: (logits, codes))
+    with torch.no_grad():
+        num, out, _, _ = wrapper(shape_images(1))
+    assert num.tolist() == [2]
+    torch.testing.assert_close(out[0, :2], torch.tensor([[10.0, 10, 40, 40], [80, 50, 96, 64]]), atol=1e-3, rtol=0)
+
+
 def test_jitter_tells_tied_scores_from_distinct_ones(checkpoint, monkeypatch):
     """The check's yardstick: float noise moves a fresh detector's detections (every score the 0.01 prior), not
     those of one whose scores are apart. onnxruntime is replaced by the exported function run in PyTorch."""

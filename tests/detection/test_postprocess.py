@@ -30,3 +30,18 @@ def test_limits_and_clipping():
         assert len(r["boxes"]) <= 20 and (r["scores"][:-1] >= r["scores"][1:]).all()
         assert (r["boxes"] >= 0).all() and (r["boxes"] <= 64).all()
     assert postprocess(logits, codes, anchors, score_threshold=0.9999)[0]["boxes"].shape == (0, 4)
+
+
+def test_a_box_with_no_area_left_after_clipping_is_dropped():
+    """A box decoded wholly outside the input has nothing left once clipped: no detection (torchvision's
+    ``remove_small_boxes`` after ``clip_boxes_to_image``), whatever its score."""
+    anchors = generate_anchors((64, 96))
+    logits = torch.full((1, len(anchors), 1), -10.0)
+    codes = torch.zeros(1, len(anchors), 4)
+    outside = torch.tensor([[100.0, 10.0, 130.0, 40.0], [10.0, 70.0, 40.0, 90.0]])  # right of, below the input
+    inside = torch.tensor([[10.0, 10.0, 40.0, 40.0], [80.0, 50.0, 120.0, 80.0]])  # the second crosses two edges
+    for i, (a, box) in enumerate(zip((0, 7, 11, 20), torch.cat([outside, inside]))):
+        logits[0, a, 0] = 5.0 - i  # the outside ones score best
+        codes[0, a] = encode_boxes(box[None], anchors[a:a + 1])[0]
+    out = postprocess(logits, codes, anchors, image_size=(64, 96), score_threshold=0.5)[0]
+    assert torch.allclose(out["boxes"], torch.tensor([[10.0, 10.0, 40.0, 40.0], [80.0, 50.0, 96.0, 64.0]]), atol=1e-3)

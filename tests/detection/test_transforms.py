@@ -76,3 +76,28 @@ def test_collate_stacks_images_and_lists_targets(kitti_root):
     ds = KittiDetection(kitti_root, transforms=eval_transforms((96, 320)))
     images, targets = next(iter(DataLoader(ds, batch_size=3, collate_fn=collate)))
     assert images.shape == (3, 3, 96, 320) and [len(t["boxes"]) for t in targets] == [2, 0, 1]
+
+
+def test_detections_are_mapped_back_clipped_to_the_image_and_emptied_ones_dropped():
+    """Boxes anywhere on the letterboxed input, padding included → inside the original image with a positive area;
+    those wholly in the padding are gone, with their scores and labels."""
+    from backbonekit.detection.transforms import content_size, unletterbox_detections
+
+    generator = torch.Generator().manual_seed(0)
+    for size in [(128, 384), (384, 128), (375, 1242)]:  # wide, tall, KITTI
+        image, _ = _sample(size)
+        empty = {"boxes": tv_tensors.BoundingBoxes(torch.zeros(0, 4), format="XYXY", canvas_size=size),
+                 "labels": torch.zeros(0, dtype=torch.long)}
+        _, t = eval_transforms((64, 96))(image, empty)
+        corners = torch.rand(200, 2, 2, generator=generator) * torch.tensor([96.0, 64.0])
+        boxes = torch.cat([corners.amin(1), corners.amax(1)], 1)
+        det = {"boxes": boxes, "scores": torch.rand(200, generator=generator), "labels": torch.arange(200)}
+        out = unletterbox_detections(det, t["letterbox"])
+        h, w = size
+        b = out["boxes"]
+        assert (b >= 0).all() and (b[:, 0::2] <= w).all() and (b[:, 1::2] <= h).all()
+        assert ((b[:, 2:] - b[:, :2]) > 0).all()
+        ch, cw = content_size(t["letterbox"])
+        in_padding = (boxes[:, 0] >= cw) | (boxes[:, 1] >= ch)
+        assert in_padding.any() and out["labels"].tolist() == torch.arange(200)[~in_padding].tolist()
+        assert torch.equal(out["scores"], det["scores"][~in_padding])

@@ -19,27 +19,36 @@ from backbonekit.detection.evaluate_kitti import evaluate_kitti
 from backbonekit.detection.kitti import KittiDetection, detections_to_kitti, write_kitti_file
 from backbonekit.detection.plots import MIN_DRAWN_SIDE, draw_detections, plot_pr_curves, save_detection_grid
 from backbonekit.detection.task import DetectionTask
-from backbonekit.detection.transforms import collate, unletterbox_boxes
+from backbonekit.detection.transforms import collate, content_size, unletterbox_detections
 
 
 @torch.inference_mode()
 def run_detector(task: DetectionTask, dataset, batch_size: int = 8, keep_images: int = 0, workers: int = 0):
-    """Detections of every image of ``dataset`` (letterboxing val transforms) mapped back to original pixels, and
-    the first ``keep_images`` letterboxed images drawn with true and predicted boxes."""
+    """Detections of every image of ``dataset`` (letterboxing val transforms) mapped back to original pixels and
+    clipped to the image, and the first ``keep_images`` images as the network saw them (the letterbox padding cut
+    off) drawn with true boxes and those same clipped predictions."""
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=workers)
     detections, drawn = [], []
     device = task.device  # the LightningModule's, or an ONNX runtime's (the CPU)
     names = image_names(dataset)
     for images, targets in loader:
         for det, target, image in zip(task.detect(images.to(device)), targets, images):
+            det = unletterbox_detections(det, target["letterbox"])
             if len(drawn) < keep_images:
                 title = names[len(detections)] if len(detections) < len(names) else None
-                drawn.append(draw_detections(image, det, task.cfg.class_names, target, title=title,
-                                             min_side=MIN_DRAWN_SIDE))
-            det = {k: v.cpu() for k, v in det.items()}
-            det["boxes"] = unletterbox_boxes(det["boxes"], target["letterbox"])
+                drawn.append(draw_letterboxed(image, det, target, task.cfg.class_names, title))
             detections.append(det)
     return detections, drawn
+
+
+def draw_letterboxed(image: torch.Tensor, detections: dict, target: dict, class_names: list[str],
+                     title: str | None) -> torch.Tensor:
+    """A letterboxed input cut to the image inside it, with its true boxes and ``detections`` (original pixels)."""
+    height, width = content_size(target["letterbox"])
+    scale = target["letterbox"][:2].repeat(2)
+    shown = {**detections, "boxes": detections["boxes"] * scale}  # back into input pixels, still inside the image
+    return draw_detections(image[..., :height, :width], shown, class_names, target, title=title,
+                           min_side=MIN_DRAWN_SIDE)
 
 
 def image_names(dataset) -> list[str]:

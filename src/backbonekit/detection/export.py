@@ -9,17 +9,20 @@ Detector graph (``DetectorForExport``; what ``backbonekit export`` writes for a 
   ``EfficientNMS`` plugin lays them out:
 
   - ``num_detections`` (B,) int64: how many slots of each image hold a detection;
-  - ``boxes`` (B, M, 4) float32: xyxy in input pixels, clipped to the image;
+  - ``boxes`` (B, M, 4) float32: xyxy in input pixels, clipped to the input (a box with no area left is dropped).
+    The graph sees only the letterboxed input: map the boxes back to the original image (divide by the letterbox
+    scale) and clip them to it, dropping those left with no area (they lay in the padding), as ``predict detect``
+    does for every runtime (``transforms.unletterbox_detections``);
   - ``scores`` (B, M) float32: sigmoid class probability;
   - ``labels`` (B, M) int64: 0-based class index (``class_names`` order).
 
   Slots are sorted by score; those past ``num_detections`` hold zeros and label -1.
 
-Inside the graph: the task's normalisation (``nn/normalize.py``) → EfficientDet → the ``max_candidates`` (5000) best class logits
-per image → their boxes decoded from the anchors and clipped → sigmoid → score > threshold → per-class NMS (IoU
-> 0.5 suppresses) → the best ``max_detections`` per image. That is ``DetectionTask.detect`` step for step
-(``postprocess.py``), with the score threshold and the limits frozen at export time. Among exactly equal scores the
-order, and so which box NMS keeps, is arbitrary here as in PyTorch.
+Inside the graph: the task's normalisation (``nn/normalize.py``) → EfficientDet → the ``max_candidates`` (5000) best
+class logits per image → their boxes decoded from the anchors and clipped (no area left: dropped) → sigmoid → score >
+threshold → per-class NMS (IoU > 0.5 suppresses) → the best ``max_detections`` per image. That is
+``DetectionTask.detect`` step for step (``postprocess.py``), with the score threshold and the limits frozen at export
+time. Among exactly equal scores the order, and so which box NMS keeps, is arbitrary here as in PyTorch.
 
 NMS is ONNX's own ``NonMaxSuppression``, which runs per (image, class) by itself. PyTorch has no such operator, so
 the wrapper calls ``backbonekit::class_nms``, a custom op whose eager implementation is torchvision's ``nms`` class
@@ -40,7 +43,7 @@ import torch
 from torch import nn
 from torchvision.ops import nms
 
-from backbonekit.detection.postprocess import postprocess
+from backbonekit.detection.postprocess import has_area, postprocess
 from backbonekit.errors import ConfigError
 from backbonekit.io.onnx_export import (
     BOX_TOLERANCE, DEFAULT_OPSET, SCORE_TOLERANCE, ExportResult, example_images, export_module, file_metadata,
@@ -130,7 +133,9 @@ class DetectorForExport(nn.Module):
         top_codes = torch.gather(codes, 1, anchor_index.unsqueeze(-1).expand(-1, -1, 4))
         boxes = decode_boxes(top_codes.float(), self.anchor_boxes[anchor_index])
         boxes = torch.minimum(boxes.clamp(min=0), self.box_limits)  # clip_boxes_to_image, as one traceable op
-        return boxes, top_logits.float().sigmoid(), labels
+        # A box with no area left after clipping scores 0, below any threshold: dropped, as postprocess drops it.
+        scores = torch.where(has_area(boxes), top_logits.float().sigmoid(), 0.0)
+        return boxes, scores, labels
 
     def pad(self, kept: torch.Tensor, boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, batch):
         """NMS survivors → the padded per-image outputs. Candidates are numbered best first, so sorting survivors by
@@ -167,7 +172,8 @@ def detector_metadata(task, wrapper: "DetectorForExport", input_dtype: str) -> d
     height, width = task.cfg.image_size
     return file_metadata("detect", task.model.model_name, task.cfg.class_names, (height, width), task.normalize,
                          input_dtype, f"letterbox to {height}x{width}: resize keeping the aspect ratio, pad right "
-                         "and bottom with 0; boxes come out in these input pixels",
+                         "and bottom with 0; boxes come out in these input pixels, clipped to the input: divide by "
+                         "the resize scale and clip to the original image, dropping boxes left with no area",
                          score_threshold=wrapper.score_threshold, iou_threshold=wrapper.iou_threshold,
                          max_detections=wrapper.max_detections, category_ids=list(task.cfg.category_ids))
 

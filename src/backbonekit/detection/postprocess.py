@@ -1,7 +1,8 @@
 """From head outputs to detections: top candidates, decoding, class-wise NMS (as effdet does it).
 
 Per image: the ``max_candidates`` (5000) highest class logits over all anchors × classes, their boxes decoded and
-clipped to the image, sigmoid scores, those below ``score_threshold`` dropped, ``torchvision.ops.batched_nms`` per
+clipped to the image (a box with no area left dropped, ``clip_detections``), sigmoid scores, those below
+``score_threshold`` dropped, ``torchvision.ops.batched_nms`` per
 class at IoU 0.5, and the best ``max_detections`` (100) kept. Choosing candidates on logits before the sigmoid is the
 same order and saves N·C sigmoids.
 
@@ -18,11 +19,27 @@ NMS likewise stops once ``max_detections`` boxes are kept (``_first_kept``) rath
 from __future__ import annotations
 
 import torch
-from torchvision.ops import batched_nms, clip_boxes_to_image
+from torchvision.ops import batched_nms, clip_boxes_to_image, remove_small_boxes
 
 from backbonekit.models.anchors import decode_boxes
 
 HeadOutputs = torch.Tensor | list[torch.Tensor]
+# A clipped box with a side shorter than this (pixels) has no area left and is dropped: torchvision's detectors'
+# ``remove_small_boxes(boxes, 1e-2)`` after ``clip_boxes_to_image``. The exported graph applies the same rule.
+MIN_BOX_SIDE = 1e-2
+
+
+def has_area(boxes: torch.Tensor) -> torch.Tensor:
+    """Boolean mask of the xyxy ``boxes`` whose both sides reach ``MIN_BOX_SIDE``."""
+    return ((boxes[..., 2] - boxes[..., 0]) >= MIN_BOX_SIDE) & ((boxes[..., 3] - boxes[..., 1]) >= MIN_BOX_SIDE)
+
+
+def clip_detections(detections: dict[str, torch.Tensor], image_size: tuple[int, int]) -> dict[str, torch.Tensor]:
+    """One image's detections with their boxes clipped to (H, W) ``image_size``; those with no area left are
+    dropped together with their scores, labels (and anything else indexed like the boxes)."""
+    boxes = clip_boxes_to_image(detections["boxes"], tuple(int(v) for v in image_size))
+    keep = remove_small_boxes(boxes, MIN_BOX_SIDE)
+    return {**{k: v[keep] for k, v in detections.items()}, "boxes": boxes[keep]}
 
 
 def postprocess(cls_logits: HeadOutputs, box_regression: HeadOutputs, anchors: torch.Tensor,
@@ -30,7 +47,8 @@ def postprocess(cls_logits: HeadOutputs, box_regression: HeadOutputs, anchors: t
                 max_candidates: int = 5000, max_detections: int = 100,
                 with_anchors: bool = False) -> list[dict[str, torch.Tensor]]:
     """Head outputs → per image ``{"boxes" (K, 4) xyxy, "scores" (K,), "labels" (K,)}`` sorted by score,
-    K ≤ ``max_detections``; boxes in input pixels, clipped to ``image_size`` (H, W) if given. ``with_anchors``:
+    K ≤ ``max_detections``; boxes in input pixels, clipped to ``image_size`` (H, W) if given (a box with no area
+    left is dropped before NMS). ``with_anchors``:
     also ``"anchors"`` (K,), the index of the anchor each box came from, in ``forward_flat``'s row order (what
     ``explain detect`` takes a box's logit from).
 
@@ -47,9 +65,10 @@ def postprocess(cls_logits: HeadOutputs, box_regression: HeadOutputs, anchors: t
                                                               max_candidates)
         scores = logits.float().sigmoid()
         boxes = decode_boxes(codes.float(), anchors[anchor_index])
+        keep = scores > score_threshold
         if image_size is not None:
             boxes = clip_boxes_to_image(boxes, tuple(image_size))
-        keep = scores > score_threshold
+            keep &= has_area(boxes)
         boxes, scores, labels, anchor_index = boxes[keep], scores[keep], labels[keep], anchor_index[keep]
         keep = _first_kept(boxes, scores, labels, iou_threshold, max_detections)
         results.append({"boxes": boxes[keep], "scores": scores[keep], "labels": labels[keep]})

@@ -1,7 +1,9 @@
 """``predict detect``: a trained detector on image files → PNGs with boxes, KITTI result files, COCO results JSON.
 
-Images are letterboxed to the detector's input size and the boxes mapped back to original pixels, so the written
-boxes fit the files given (the PNGs of images under 480 pixels are drawn enlarged, to be readable). Results are written and reported image by image as they come.
+Images are letterboxed to the detector's input size and the boxes mapped back to original pixels and clipped to the
+image (a box left with no area, one in the letterbox padding, is dropped), so the written boxes fit the files given
+(the PNGs of images under 480 pixels are drawn enlarged, to be readable). Results are written and reported image by
+image as they come.
 
 - KITTI result files hold the 16 fields, with the fields a 2D detector does not estimate set as the devkit expects;
   a class name with spaces is written with underscores (one field, as the format needs).
@@ -26,7 +28,7 @@ from backbonekit.detection.data import data_format
 from backbonekit.detection.evaluate_coco import detections_to_coco_results
 from backbonekit.detection.kitti import detections_to_kitti, write_kitti_file
 from backbonekit.detection.plots import MIN_DRAWN_SIDE, draw_detections
-from backbonekit.detection.transforms import eval_transforms, unletterbox_boxes
+from backbonekit.detection.transforms import eval_transforms, unletterbox_detections
 from backbonekit.io.images import find_images, image_to_tensor, read_in_batches
 from backbonekit.io.output import output_folder
 from backbonekit.training.inference import load_for_inference
@@ -56,8 +58,7 @@ def predict_images(checkpoint: str | Path, paths: list[str], out: str | Path, sc
         batch = torch.stack([image.as_subclass(torch.Tensor) for image, _ in letterboxed])
         detections = task.detect(batch.to(device), score_threshold=score_threshold)
         for (path, _), image, (_, target), det in zip(chunk, originals, letterboxed, detections):
-            det = {k: v.cpu() for k, v in det.items()}
-            det["boxes"] = unletterbox_boxes(det["boxes"], target["letterbox"])
+            det = unletterbox_detections(det, target["letterbox"])
             row = writer.add(path, image, det, score_threshold)
             if on_image is not None:
                 on_image(row)

@@ -19,7 +19,8 @@ from torchmetrics.detection import MeanAveragePrecision
 
 from backbonekit.detection.loss import detection_loss
 from backbonekit.detection.matching import build_batch_targets
-from backbonekit.detection.postprocess import postprocess
+from backbonekit.detection.postprocess import clip_detections, postprocess
+from backbonekit.detection.transforms import content_size
 from backbonekit.errors import ConfigError
 from backbonekit.models.registry import create_model
 from backbonekit.nn.groupnorm import batch_norm_to_group_norm
@@ -192,6 +193,10 @@ class DetectionTask(HoldsFrozenParts, pl.LightningModule):
         self.log("val/loss", self.compute_loss(cls, box, targets)["loss"], on_epoch=True, sync_dist=True, batch_size=images.shape[0])
         detections = postprocess(cls, box, self.anchors.boxes, tuple(images.shape[-2:]),
                                  score_threshold=self.cfg.score_threshold, max_detections=self.cfg.max_detections)
+        # Cut to the image inside the letterbox, as `eval` and `predict` cut them to the original image: a box in
+        # the padding is no detection, and val/map (which picks best.ckpt) scores what they score.
+        detections = [clip_detections(d, content_size(t["letterbox"])) if "letterbox" in t else d
+                      for d, t in zip(detections, targets)]
         self.val_map.update(detections, [metric_target(t, self.cfg.num_classes) for t in targets])
 
     def on_validation_epoch_end(self) -> None:

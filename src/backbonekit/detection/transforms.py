@@ -8,7 +8,10 @@ per-object extras (KITTI's truncated/occluded/height).
 
 Letterboxing resizes to fit a fixed, possibly non-square, (H, W) — e.g. 384×1280 for KITTI's 1242×375 frames —
 keeping the aspect ratio, and pads right and bottom. Evaluation pipelines record ``target["letterbox"]`` =
-``[scale_x, scale_y, pad_x, pad_y]`` so that ``unletterbox_boxes`` maps predicted boxes back to original pixels.
+``[scale_x, scale_y, pad_x, pad_y, width, height]`` (the last two the original image's) so that
+``unletterbox_detections`` maps predicted boxes back to original pixels and clips them to the original image: the one
+place where every output (``predict``'s PNG, KITTI, COCO files; ``eval``; every runtime) gets its boxes. The network
+sees the padding too, and a box there (or across the image's edge into it) would otherwise leave the image.
 """
 from __future__ import annotations
 
@@ -17,6 +20,8 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 from torchvision.transforms.v2._utils import query_size
+
+from backbonekit.detection.postprocess import clip_detections
 
 PER_OBJECT = ("labels", "truncated", "occluded", "height")  # filtered together with the boxes
 IGNORE_LABEL = -1
@@ -48,12 +53,32 @@ class Letterbox(v2.Transform):
 
 
 def unletterbox_boxes(boxes: torch.Tensor, letterbox: torch.Tensor) -> torch.Tensor:
-    """Boxes (xyxy) on the letterboxed image → original image pixels, given ``target["letterbox"]``."""
-    scale_x, scale_y, pad_x, pad_y = letterbox.tolist()
+    """Boxes (xyxy) on the letterboxed image → original image pixels, clipped to the original image, given
+    ``target["letterbox"]``."""
+    scale_x, scale_y, pad_x, pad_y, width, height = letterbox.tolist()
     out = boxes.clone().float()
-    out[..., 0::2] = (out[..., 0::2] - pad_x) / scale_x
-    out[..., 1::2] = (out[..., 1::2] - pad_y) / scale_y
+    out[..., 0::2] = ((out[..., 0::2] - pad_x) / scale_x).clamp(0, width)
+    out[..., 1::2] = ((out[..., 1::2] - pad_y) / scale_y).clamp(0, height)
     return out
+
+
+def unletterbox_detections(detections: dict[str, torch.Tensor], letterbox: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One image's detections on the letterboxed input → on the CPU in original image pixels, clipped to the original
+    image; a box with no area left there (it lay in the padding) is dropped with its score and label."""
+    detections = {k: v.cpu() for k, v in detections.items()}
+    detections["boxes"] = unletterbox_boxes(detections["boxes"], letterbox)
+    return clip_detections(detections, original_size(letterbox))
+
+
+def original_size(letterbox: torch.Tensor) -> tuple[int, int]:
+    """(H, W) of the original image of a ``target["letterbox"]``."""
+    return int(letterbox[5]), int(letterbox[4])
+
+
+def content_size(letterbox: torch.Tensor) -> tuple[int, int]:
+    """(H, W) of the image inside the letterboxed input (the rest is padding), in input pixels."""
+    scale_x, scale_y, _, _, width, height = letterbox.tolist()
+    return round(height * scale_y), round(width * scale_x)
 
 
 def _merge_ignore(target: dict) -> dict:
@@ -108,7 +133,8 @@ class DetectionTransform:
         target = _split_ignore(target)
         if self.record_letterbox is not None:
             p = letterbox_params(original, self.record_letterbox)
-            target["letterbox"] = torch.tensor([*p["scale"], p["padding"][0], p["padding"][1]], dtype=torch.float32)
+            target["letterbox"] = torch.tensor([*p["scale"], p["padding"][0], p["padding"][1], original[1],
+                                                original[0]], dtype=torch.float32)
         return image, target
 
     def __repr__(self) -> str:
