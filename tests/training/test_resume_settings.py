@@ -40,3 +40,23 @@ def test_resume_starts_at_the_stretched_schedules_rate_and_names_the_runs_real_v
     expected = 1e-3 * 0.5 * (1 + math.cos(math.pi * steps_per_epoch / total))
     assert [r["epoch"] for r in rows] == ["1", "2"] and float(rows[0]["lr"]) == pytest.approx(1e-3)
     assert float(rows[1]["lr"]) == pytest.approx(expected, rel=1e-9) and expected > 0
+
+
+def test_eval_refuses_a_split_that_would_score_the_runs_training_images(default_lr_run, capsys):
+    best = str(default_lr_run / "best.ckpt")
+    before = sorted(p.name for p in default_lr_run.iterdir())
+    # The run held out half its images with seed 3; 0.2, or another seed, draws from the half it trained on.
+    for typed in (["--val-ratio", "0.2"], ["--seed", "4"]):
+        assert main(["eval", "classify", "--checkpoint", best, *typed, "--runtime", "onnxruntime"]) == 2
+        err = capsys.readouterr().err
+        assert f"{typed[0]} {typed[1]} (the run: " in err and "images the run trained on" in err
+    assert sorted(p.name for p in default_lr_run.iterdir()) == before  # nothing exported or written
+    assert main(["eval", "classify", "--checkpoint", best, "--val-ratio", "0.5", "--seed", "3"]) == 0  # its own split
+    assert "the run's own validation data" in capsys.readouterr().out
+
+
+def test_eval_sequence_names_the_split_it_scores(tiny_runs, capsys):
+    assert main(["eval", "sequence", "--checkpoint", str(tiny_runs["sequence"] / "best.ckpt"), "--split", "test",
+                 "--batch-size", "4"]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("scoring"))
+    assert "the run's test split" in line and "validation" not in line

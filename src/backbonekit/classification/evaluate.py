@@ -13,19 +13,24 @@ from backbonekit.training.inference import load_for_inference, write_eval
 from backbonekit.training.task_spec import get_task
 from backbonekit.errors import ConfigError
 from backbonekit.io.images import report_skipped
-from backbonekit.training.run_record import eval_source
+from backbonekit.training.run_record import eval_source, recorded_settings
 
 
 def evaluate_classifier(args: argparse.Namespace) -> dict:
     runtime = getattr(args, "runtime", "torch")
     if getattr(args, "compile", False) and runtime != "torch":
         raise ConfigError(f"--compile applies to --runtime torch, not {runtime}")
+    # A run's split refused before loading (another runtime exports the checkpoint into the run folder); without a
+    # record, after it, so that an unreadable checkpoint is said first.
+    def source_of():
+        return eval_source(args.checkpoint, args.data, val_ratio=args.val_ratio, seed=args.seed)
+    source = source_of() if recorded_settings(args.checkpoint) is not None else None
     trained, device = load_for_inference(args.checkpoint, get_task("classify"), getattr(args, "device", None), runtime,
                                          getattr(args, "precision", "fp32"), args.batch_size)
     if getattr(args, "compile", False):
         trained.model.compile()
     class_names = list(trained.cfg.class_names)
-    source = eval_source(args.checkpoint, args.data, val_ratio=args.val_ratio, seed=args.seed)
+    source = source or source_of()
     data = build_classification_data(source["data"], image_size=trained.cfg.image_size, augment="none",
                                      val_ratio=source["val_ratio"], seed=source["seed"],
                                      skip_bad_images=args.skip_bad_images)

@@ -135,7 +135,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                           args.precision, args.batch_size)
         source = eval_source(args.checkpoint, args.data, subset=args.subset)
         subset, split = source["subset"] or DEFAULT_SUBSET, args.split or "val"
-        print(f"scoring {source['what']}: {source['data']}, subset {subset}, split {split}")
+        what = f"the run's {split} split" if source["what"].startswith("the run's") else \
+            f"the {split} split of other data (--data)"
+        print(f"scoring {what}: {source['data']}, subset {subset}")
         result = evaluate_task(task, source["data"], subset, split, batch_size=args.batch_size,
                                skip_missing=args.skip_bad_images, device=device)
         result["checkpoint"] = str(args.checkpoint)

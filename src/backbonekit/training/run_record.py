@@ -87,6 +87,16 @@ def eval_source(checkpoint: str | Path, data: str | None, **split) -> dict:
               "what": "the run's own validation data" if same_data else "other data (--data)"}
     for key, value in split.items():
         source[key] = value if value is not None else recorded.get(key, SPLIT_DEFAULTS.get(key))
+    # Another ratio or seed on the run's own data draws a validation split from images the run trained on: its score
+    # would be called "validation" while partly measuring training images, so it is refused rather than reported.
+    moved = [key for key in ("val_ratio", "seed") if recorded and same_data and split.get(key) is not None
+             and not _same(key, split[key], recorded.get(key, SPLIT_DEFAULTS[key]))]
+    if moved:
+        typed = ", ".join(f"--{k.replace('_', '-')} {split[k]} (the run: {recorded.get(k, SPLIT_DEFAULTS[k])})"
+                          for k in moved)
+        raise ConfigError(f"{checkpoint}: {typed} would score images the run trained on, as the run split "
+                          f"{source['data']} its own way: leave them out to score the run's validation split, or "
+                          "give --data for other data")
     return source
 
 
