@@ -185,3 +185,18 @@ def test_batch_size_auto_under_a_memory_budget(coco_shapes, tmp_path, capsys):
     # 2 GB holds every batch of these tiny images: the cap of a tenth of the training set (at least 2) decides.
     assert int(chosen[1]) == max(2, train_images // 10) and chosen[2] and 0 < float(chosen[3]) <= 2.0
     assert f"batch_size: {chosen[1]}" in (out / "detect" / "auto" / "hparams.yaml").read_text()
+
+
+@pytest.mark.parametrize("scale, message", [
+    (["--scale-min", "2", "--scale-max", "1"], "--scale-min 2 is larger than --scale-max 1"),
+    (["--scale-min", "0"], "--scale-min must be in (0, 10]"),
+    (["--scale-max", "-1"], "--scale-max must be in (0, 10]"),
+    (["--scale-max", "50"], "--scale-max must be in (0, 10]"),
+    (["--scale-min", "nan"], "--scale-min must be in (0, 10]"),
+])
+def test_a_random_scale_range_out_of_order_or_range_is_refused(coco_shapes, tmp_path, capsys, scale, message):
+    """Refused before anything is read or written, in one line."""
+    assert main(["train", "detect", "--data", str(coco_shapes), *scale, "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "runs").exists()

@@ -18,6 +18,7 @@ RUN_FILES = ("best.ckpt", "last.ckpt", "best.safetensors")
 
 def check_train_settings(args: argparse.Namespace, command: str) -> None:
     _check_numbers(args)
+    _check_scale_range(args)
     _check_paths(args)
     _check_start_weights(args, command)
     _check_devices(args)
@@ -74,6 +75,24 @@ def _check_numbers(args: argparse.Namespace) -> None:
     if warmup is not None and warmup > args.epochs:
         print(f"warning: --warmup-epochs {warmup:g} is longer than the run ({args.epochs} epochs): the learning "
               "rate never reaches --lr", file=sys.stderr)
+
+
+# `train detect`'s random scale resizes the whole image before cropping the input size out of it: at 10× a 512²
+# input is a 5120² image per sample, more than any augmentation needs (torchvision's ScaleJitter default: 0.1–2).
+MAX_SCALE = 10.0
+
+
+def _check_scale_range(args: argparse.Namespace) -> None:
+    low, high = getattr(args, "scale_min", None), getattr(args, "scale_max", None)
+    if low is None or high is None:
+        return
+    for name, value in (("scale-min", low), ("scale-max", high)):
+        if not 0 < value <= MAX_SCALE:  # also refuses NaN
+            raise ConfigError(f"--{name} must be in (0, {MAX_SCALE:g}] (a factor of the size that fits the input), "
+                              f"got {value:g}")
+    if low > high:
+        raise ConfigError(f"--scale-min {low:g} is larger than --scale-max {high:g}: the random scale is drawn "
+                          "between them")
 
 
 def _check_paths(args: argparse.Namespace) -> None:
