@@ -149,3 +149,24 @@ def test_skip_bad_images_leaves_out_unreadable_images_after_the_same_split(kitti
     kept = KittiDetection(kitti_root, split="val", val_fraction=0.5, seed=0, skip_bad_images=True)
     assert [r.label for r in kept.records] == [r.label for r in plain.records[1:]]
     assert kept.skipped_images[0][0] == str(broken)
+
+
+def test_an_image_with_no_label_file_is_counted_or_refused(tmp_path):
+    """Left out of training (the split is over the label files) but named in the data line; --strict-labels
+    refuses it. An empty label file is an image without objects, not a missing label."""
+    from backbonekit.detection.data import build_detection_data
+    from backbonekit.detection.train import data_summary
+
+    root = write_kitti(tmp_path, {f"{i:06d}": CAR + "\n" for i in range(4)} | {"000004": ""}, size=(375, 1242),
+                       images=[f"{i:06d}" for i in range(7)])
+    data = build_detection_data(root, (64, 128), val_fraction=0.25, augment=False)
+    assert len(data.train) + len(data.val) == 5 and [p.name for p in data.unlabelled] == ["000005.png", "000006.png"]
+    line = data_summary(data)
+    assert line.startswith(f"data: {root} (KITTI), 4 training and 1 validation images; 2 image(s) with no label "
+                           "file left out (000005.png, 000006.png; --strict-labels refuses them)"), line
+    with pytest.raises(DataError, match=r"image_2: 2 image\(s\) have no label file in label_2 \(first: 000005.png\)"):
+        build_detection_data(root, (64, 128), strict_labels=True)
+    (root / "training" / "image_2" / "000005.png").unlink()
+    (root / "training" / "image_2" / "000006.png").unlink()
+    data = build_detection_data(root, (64, 128), strict_labels=True)
+    assert not data.unlabelled and "no label file" not in data_summary(data)

@@ -145,7 +145,8 @@ def test_kitti_training_reports_official_style_ap_and_result_files(kitti_shapes,
     run = out / "detect" / "k"
     metrics = json.loads((run / "metrics.json").read_text())["best_checkpoint_val"]
     assert set(metrics["kitti"]["ap"]) == {"Car", "Pedestrian", "Cyclist"}
-    assert "KITTI AP (moderate)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "KITTI AP (moderate)" in err and f"data: {kitti_shapes} (KITTI), 11 training and 3 validation images\n" in err
     results = sorted((run / "val" / "kitti_results").glob("*.txt"))
     assert len(results) == metrics["images"] == 3
     # The result files score to the same AP through `eval detect --predictions`.
@@ -200,3 +201,16 @@ def test_a_random_scale_range_out_of_order_or_range_is_refused(coco_shapes, tmp_
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "runs").exists()
+
+
+def test_strict_labels_refuses_a_kitti_image_with_no_label_file(kitti_shapes, tmp_path, capsys):
+    import shutil
+
+    root = tmp_path / "kitti"
+    shutil.copytree(kitti_shapes, root)
+    (root / "training" / "label_2" / "000003.txt").unlink()
+    runs = tmp_path / "runs"
+    assert main(["train", "detect", "--data", str(root), "--strict-labels", "--out", str(runs), "--name", "s"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "1 image(s) have no label file in label_2 (first: 000003.png)" in err[0], err
+    assert not (runs / "detect" / "s").exists()

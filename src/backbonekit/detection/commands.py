@@ -129,6 +129,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale-max", type=float, default=1.5)
     p.add_argument("--val-ratio", type=open_fraction, default=0.2,
                    help="held-out share when there is no separate val data")
+    p.add_argument("--strict-labels", action="store_true",
+                   help="KITTI: refuse an image with no label file (default: leave it out and count it in the data "
+                        "line; an image without objects has an empty .txt)")
     add_run_arguments(p, batch_size=8)
 
 

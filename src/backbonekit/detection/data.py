@@ -34,6 +34,7 @@ class DetectionData:
     category_ids: list[int] = field(default_factory=list)  # COCO: label → category id
     source: str = ""
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (image, why) left out with skip_bad_images
+    unlabelled: list[Path] = field(default_factory=list)  # KITTI images with no label file, left out
 
 
 def data_format(data: str | Path) -> str:
@@ -53,8 +54,9 @@ def data_format(data: str | Path) -> str:
 def build_detection_data(data: str | Path, image_size: tuple[int, int], *, classes=None, val_fraction: float = 0.2,
                          seed: int = 0, augment: bool = True, val_data: str | Path | None = None,
                          scale_range: tuple[float, float] = (0.5, 1.5), image_root: str | Path | None = None,
-                         skip_bad_images: bool = False) -> DetectionData:
-    """Train (augmented unless ``augment=False``) and val (letterboxed) data sets at (H, W) ``image_size``."""
+                         skip_bad_images: bool = False, strict_labels: bool = False) -> DetectionData:
+    """Train (augmented unless ``augment=False``) and val (letterboxed) data sets at (H, W) ``image_size``;
+    ``strict_labels``: a KITTI image with no label file is an error rather than left out."""
     size = tuple(image_size)
     train_tf = train_transforms(size, scale_range=scale_range) if augment else eval_transforms(size)
     val_tf = eval_transforms(size)
@@ -62,11 +64,12 @@ def build_detection_data(data: str | Path, image_size: tuple[int, int], *, class
         if image_root is not None:
             raise DataError(f"{data}: --image-root applies to COCO data; KITTI images are in image_2/")
         classes = tuple(classes or DEFAULT_CLASSES)
-        common = dict(classes=classes, val_fraction=val_fraction, seed=seed, skip_bad_images=skip_bad_images)
+        common = dict(classes=classes, val_fraction=val_fraction, seed=seed, skip_bad_images=skip_bad_images,
+                      strict_labels=strict_labels)
         train = KittiDetection(data, split="train", transforms=train_tf, **common)
         val = KittiDetection(data, split="val", transforms=val_tf, **common)
         return DetectionData(train, val, list(classes), "kitti", source=str(data),
-                             skipped=train.skipped_images + val.skipped_images)
+                             skipped=train.skipped_images + val.skipped_images, unlabelled=train.unlabelled_images)
     if classes:
         raise DataError(f"{data}: --classes applies to KITTI data; a COCO file's classes are its categories")
     common = dict(image_root=image_root, skip_bad_images=skip_bad_images)

@@ -15,7 +15,8 @@ train on is what gets scored:
 
 Boxes are clipped to the image. A box that lies wholly outside its image (nothing left after clipping) is an error
 naming file and line; with ``out_of_image="skip"`` it is left out and counted in ``KittiDetection.skipped``. An
-unreadable image stops with its path, or with ``skip_bad_images`` is left out and listed in ``skipped_images``.
+unreadable image stops with its path, or with ``skip_bad_images`` is left out and listed in ``skipped_images``. An
+image with no label file is left out and listed in ``unlabelled_images`` (with ``strict_labels``: an error).
 """
 from __future__ import annotations
 
@@ -140,6 +141,14 @@ def resolve_kitti_root(root: str | Path) -> Path:
                     "or image_2 and label_2 directly under it)")
 
 
+def unlabelled_images(folder: Path) -> list[Path]:
+    """Images in ``folder/image_2`` with no ``folder/label_2/<stem>.txt`` (KITTI gives an image without objects an
+    empty file)."""
+    labelled = {p.stem for p in (folder / "label_2").glob("*.txt")}
+    return sorted(p for p in (folder / "image_2").iterdir()
+                  if p.suffix.lower() in IMAGE_SUFFIXES and p.stem not in labelled)
+
+
 def find_image(image_dir: Path, stem: str) -> Path | None:
     for suffix in IMAGE_SUFFIXES:
         if (image_dir / (stem + suffix)).is_file():
@@ -179,7 +188,8 @@ class KittiDetection(Dataset):
     """
 
     def __init__(self, root: str | Path, classes=DEFAULT_CLASSES, split: str = "all", val_fraction: float = 0.2,
-                 seed: int = 0, transforms=None, out_of_image: str = "error", skip_bad_images: bool = False):
+                 seed: int = 0, transforms=None, out_of_image: str = "error", skip_bad_images: bool = False,
+                 strict_labels: bool = False):
         self.classes = tuple(classes)
         for name in self.classes:
             if name not in KITTI_TYPES or name == "DontCare":
@@ -195,6 +205,12 @@ class KittiDetection(Dataset):
         labels = sorted((self.folder / "label_2").glob("*.txt"))
         if not labels:
             raise DataError(f"{self.folder / 'label_2'}: no label files (*.txt)")
+        # Images the split never sees (it is drawn over the label files); counted so that the caller can say so.
+        self.unlabelled_images = unlabelled_images(self.folder)
+        if strict_labels and self.unlabelled_images:
+            raise DataError(f"{self.folder / 'image_2'}: {len(self.unlabelled_images)} image(s) have no label file in "
+                            f"label_2 (first: {self.unlabelled_images[0].name}); give an image without objects an "
+                            "empty .txt, or leave out --strict-labels to train without them")
         chosen = [labels[i] for i in split_indices(len(labels), split, val_fraction, seed)]
         self.skipped_images: list[tuple[str, str]] = []  # (image, why) left out with skip_bad_images
         if skip_bad_images:  # after the split, so the split is the same with and without skipping

@@ -41,8 +41,9 @@ def plan_detection(args: argparse.Namespace) -> TrainPlan:
     data = build_detection_data(args.data, image_size, classes=args.classes, val_fraction=args.val_ratio,
                                 seed=args.seed, augment=args.augment != "none", val_data=args.val_data,
                                 scale_range=(args.scale_min, args.scale_max), image_root=args.image_root,
-                                skip_bad_images=args.skip_bad_images)
+                                skip_bad_images=args.skip_bad_images, strict_labels=args.strict_labels)
     report_skipped(data.skipped)
+    print(data_summary(data), file=sys.stderr)
     config = dict(model=args.model, num_classes=len(data.class_names), class_names=data.class_names,
                   category_ids=data.category_ids, backbone=args.backbone, pretrained=args.pretrained,
                   pretrained_backbone=args.pretrained_backbone, image_size=list(image_size),
@@ -55,8 +56,20 @@ def plan_detection(args: argparse.Namespace) -> TrainPlan:
                      log_keys=("train/loss", "val/loss", "val/map", "val/map_50"), collate_fn=collate,
                      data={"source": data.source, "format": data.format, "train": len(data.train),
                            "val": len(data.val), "val_ratio": args.val_ratio, "seed": args.seed,
-                           "augment": args.augment, "skipped_images": len(data.skipped)},
+                           "augment": args.augment, "skipped_images": len(data.skipped),
+                           "unlabelled_images": len(data.unlabelled)},
                      metadata={"class_names": json.dumps(data.class_names), "image_size": json.dumps(list(image_size))})
+
+
+def data_summary(data) -> str:
+    """One line: where the data is, how many images each split has, and the images left out for want of labels."""
+    line = (f"data: {data.source} ({data.format.upper()}), {len(data.train)} training and {len(data.val)} "
+            "validation images")
+    if data.unlabelled:
+        first = ", ".join(p.name for p in data.unlabelled[:3]) + (", …" if len(data.unlabelled) > 3 else "")
+        line += (f"; {len(data.unlabelled)} image(s) with no label file left out ({first}; --strict-labels refuses "
+                 "them)")
+    return line
 
 
 def finish_run(result: FitResult, best, batch_size: int, plan: TrainPlan) -> None:
