@@ -92,3 +92,29 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
     assert main(["data", "synth", "shapes", "--out", str(root), "--num-images", "2", "--image-size", "64", "128"]) == 0
     assert main(["data", "synth", "shapes", "--out", str(root), "--num-images", "1"]) == 2
     assert "already holds other files (000001.png" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fmt", ["kitti", "coco"])
+def test_summary_names_what_the_files_hold(tmp_path, capsys, fmt):
+    """The printed counts are those of the files, under the names the files use (KITTI types, COCO categories),
+    and say what became of the hexagons."""
+    import re
+    from collections import Counter
+
+    root = tmp_path / fmt
+    assert main(["data", "synth", "shapes", "--format", fmt, "--out", str(root), "--num-images", "20",
+                 "--image-size", "64", "96"]) == 0
+    out = capsys.readouterr().out
+    if fmt == "kitti":
+        found = Counter(o.type for p in (root / "training" / "label_2").glob("*.txt") for o in read_kitti_file(p))
+        printed = {kind: int(n) for kind, n in re.findall(r"→ (\w+) (\d+)", out)}
+        assert re.findall(r"(\w+) →", out) == ["rectangle", "circle", "triangle", "hexagon"]
+        assert printed == {k: found[k] for k in ("Car", "Pedestrian", "Cyclist", "Misc")} and found["Misc"] > 0
+        assert f"DontCare regions {found['DontCare']}" in out
+    else:
+        data = json.loads((root / "annotations.json").read_text())
+        names = {c["id"]: c["name"] for c in data["categories"]}
+        found = Counter(names[a["category_id"]] for a in data["annotations"])
+        assert set(names.values()) == {"rectangle", "circle", "triangle"}  # no hexagon category
+        assert ", ".join(f"{n} {found[n]}" for n in ("rectangle", "circle", "triangle")) in out
+        assert re.search(r"; [1-9]\d* hexagon\(s\) drawn but not annotated", out), out

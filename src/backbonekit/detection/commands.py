@@ -165,11 +165,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from backbonekit.detection.synth import synthesize_shapes
+    from backbonekit.detection.synth import summary_line, synthesize_shapes
 
     counts = synthesize_shapes(args.out, args.format, args.num_images, args.seed, args.image_size)
-    objects = ", ".join(f"{k} {v}" for k, v in counts.items() if k != "images")
-    print(f"wrote {counts['images']} images to {args.out} ({args.format}; {objects})")
+    print(summary_line(counts, args.format, args.out))
     return 0
 
 

@@ -173,6 +173,18 @@ def synthesize_shapes(out: str | Path, fmt: str = "kitti", num_images: int = 50,
     return counts
 
 
+def summary_line(counts: dict[str, int], fmt: str, out: str | Path) -> str:
+    """What was written, by the names the files use: in KITTI each shape's object type (hexagons are Misc, which
+    training drops unless --classes names it), in COCO the categories (named after the shapes; hexagons are not annotated at all)."""
+    if fmt == "kitti":
+        kinds = [f"{shape} → {KITTI_TYPES[shape]} {counts[shape]}" for shape in SHAPES]
+        return (f"wrote {counts['images']} images to {out} (KITTI): {', '.join(kinds)}, hexagon → Misc "
+                f"{counts['hexagon']} (clutter; not among train detect's default --classes), DontCare regions {counts['DontCare']}")
+    kinds = [f"{shape} {counts[shape]}" for shape in SHAPES]
+    return (f"wrote {counts['images']} images to {out} (COCO): categories {', '.join(kinds)}; {counts['hexagon']} "
+            "hexagon(s) drawn but not annotated (clutter of no category)")
+
+
 def _check_no_stale_files(image_dir: Path, num_images: int) -> None:
     """Writing over an earlier, larger data set would leave its extra images behind and silently mix the two:
     refuse instead (rewriting the same or a smaller-numbered set is fine)."""
