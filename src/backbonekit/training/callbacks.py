@@ -180,13 +180,46 @@ class RNGState(pl.Callback):
         states = checkpoint.get("rng_states")
         if not states:
             return
-        version, internal, gauss = states["python"]
-        random.setstate((version, tuple(internal), gauss))
-        torch.set_rng_state(states["torch"])
-        n = states["numpy"]
-        np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
-        if "cuda" in states and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(states["cuda"])
+        trainer._backbonekit_rng_states = states  # for restore(): set again once the loader is rebuilt
+        _set_rng_states(states)
+
+    @staticmethod
+    def restore(trainer) -> None:
+        states = getattr(trainer, "_backbonekit_rng_states", None)
+        if states:
+            _set_rng_states(states)
+
+
+def _set_rng_states(states: dict) -> None:
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    torch.set_rng_state(states["torch"])
+    n = states["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+class LoaderPosition(pl.Callback):
+    """Tells a resumable training loader (training/loaders.py) how many batches of the epoch have been trained, so
+    that a checkpoint saved mid-epoch (Ctrl+C, SIGTERM) resumes at the next one."""
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        # Lightning builds the training loader and prefetches its first batch while configure_optimizers asks for
+        # estimated_stepping_batches, before the checkpoint's loop state is read; it then never hands the saved
+        # position to the loader. Hand it over here and start the epoch's iterator again from it.
+        loop = trainer.fit_loop
+        states, loop._combined_loader_states_to_load = loop._combined_loader_states_to_load, []
+        if states and loop.restarting and loop._combined_loader is not None and loop._data_fetcher is not None:
+            loop._combined_loader._load_state_dicts(states)
+            iter(loop._data_fetcher)
+            RNGState.restore(trainer)  # the discarded iterator drew a seed from the restored generator
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        loaders = trainer.train_dataloader
+        for loader in loaders if isinstance(loaders, (list, tuple)) else [loaders]:
+            if hasattr(loader, "batches_done"):
+                loader.batches_done = batch_idx + 1
 
 
 class ResumedSchedule(pl.Callback):
