@@ -134,6 +134,10 @@ def test_predict_skips_an_unreadable_image_and_streams_the_others(coco_run, coco
 
 def test_resume_continues_the_run(coco_run, coco_shapes, capsys):
     assert main(["train", "detect", "--epochs", "3", "--resume", str(coco_run / "last.ckpt")]) == 0
+    # The epoch line's columns in a fixed order: training, then validation; each loss before its parts; mAP, @.5, @.75.
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch 3/3  "))
+    assert re.findall(r"  ([\w/]+) ", line) == ["train/loss", "train/cls_loss", "train/box_loss", "val/loss", "val/map",
+                                                "val/map_50", "val/map_75"], line
     assert len((coco_run / "results.csv").read_text().splitlines()) == 4
     assert json.loads((coco_run / "metrics.json").read_text())["epochs_done"] == 3
 

@@ -18,6 +18,10 @@ from backbonekit.training.task_spec import get_task
 from backbonekit.training.train_routine import TrainPlan, train_task
 
 
+# The epoch line's columns: training then validation, each loss before its parts, then mAP from loose to strict.
+EPOCH_COLUMNS = ("train/loss", "train/cls_loss", "train/box_loss", "val/loss", "val/map", "val/map_50", "val/map_75")
+
+
 def train_detector(args: argparse.Namespace) -> FitResult:
     return train_task(args, get_task("detect"), plan_detection, finish_run)
 
@@ -53,7 +57,7 @@ def plan_detection(args: argparse.Namespace) -> TrainPlan:
                   freeze_backbone=args.freeze_backbone, norm=norm_choice(args), drop_path_rate=args.drop_path_rate,
                   precise_bn_images=args.precise_bn_images, precise_bn_batch=args.precise_bn_batch)
     return TrainPlan(config, data.train, data.val, monitor="val/map",
-                     log_keys=("train/loss", "val/loss", "val/map", "val/map_50"), collate_fn=collate,
+                     log_keys=EPOCH_COLUMNS, collate_fn=collate,
                      data={"source": data.source, "format": data.format, "train": len(data.train),
                            "val": len(data.val), "val_ratio": args.val_ratio, "seed": args.seed,
                            "augment": args.augment, "skipped_images": len(data.skipped),
