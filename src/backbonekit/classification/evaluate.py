@@ -35,8 +35,17 @@ def evaluate_classifier(args: argparse.Namespace) -> dict:
                                      val_ratio=source["val_ratio"], seed=source["seed"],
                                      skip_bad_images=args.skip_bad_images)
     report_skipped(data.skipped)
-    print(f"scoring {source['what']}: {source['data']}, validation split (val-ratio {source['val_ratio']}, seed "
-          f"{source['seed']}; {len(data.val)} images)")
+    split = getattr(args, "split", "val")
+    if split == "test" and data.test is None:
+        raise ConfigError(f"--split test: {source['data']} has no test split apart from its validation data (the "
+                          "MNIST family's IDX folders have one: the t10k files)")
+    scored = data.test if split == "test" else data.val
+    if split == "test":
+        print(f"scoring {source['data']}: the official test split ({len(scored)} images, never seen in training "
+              "or validation)")
+    else:
+        print(f"scoring {source['what']}: {source['data']}, validation split (val-ratio {source['val_ratio']}, "
+              f"seed {source['seed']}; {len(scored)} images)")
     if data.class_names != class_names:
         missing = sorted(set(data.class_names) - set(class_names))
         extra = sorted(set(class_names) - set(data.class_names))
@@ -47,14 +56,15 @@ def evaluate_classifier(args: argparse.Namespace) -> dict:
     top1 = torchmetrics.Accuracy("multiclass", num_classes=n)
     top5 = torchmetrics.Accuracy("multiclass", num_classes=n, top_k=min(5, n))
     per_class = torchmetrics.Accuracy("multiclass", num_classes=n, average=None)
-    loader = DataLoader(data.val, batch_size=args.batch_size, num_workers=args.workers)
+    loader = DataLoader(scored, batch_size=args.batch_size, num_workers=args.workers)
     with torch.inference_mode():
         for x, y in loader:
             logits = trained(x.to(device)).cpu()
             for metric in (top1, top5, per_class):
                 metric.update(logits, y)
-    result = {"checkpoint": str(args.checkpoint), "data": source["data"], "split": source["what"],
-              "val_ratio": source["val_ratio"], "seed": source["seed"], "images": len(data.val),
+    what = "the official test split" if split == "test" else f"validation split ({source['what']})"
+    result = {"checkpoint": str(args.checkpoint), "data": source["data"], "split": what,
+              "val_ratio": source["val_ratio"], "seed": source["seed"], "images": len(scored),
               "unit": "percent", "top1": 100 * top1.compute().item(), "top5": 100 * top5.compute().item(),
               "per_class": dict(zip(class_names, (100 * per_class.compute()).tolist())),
               "skipped_images": len(data.skipped)}
@@ -67,7 +77,7 @@ def _print(result: dict, path: Path) -> None:
 
     from backbonekit.io.console import make_console
 
-    title = f"{result['images']} images: top-1 {result['top1']:.2f}%"
+    title = f"{result['split']}, {result['images']} images: top-1 {result['top1']:.2f}%"
     if len(result["per_class"]) > 5:  # with 5 classes or fewer top-5 is 100% by definition
         title += f"  top-5 {result['top5']:.2f}%"
     table = Table("class", "accuracy (%)", title=title)
