@@ -93,3 +93,49 @@ def test_pr_legend_is_beside_the_curves_and_inside_the_figure(classes):
         assert not cut_off(fig)
     finally:
         plt.close(fig)
+
+
+def _overlapping_pairs(rects):
+    return [(a, b) for i, a in enumerate(rects) for b in rects[i + 1:]
+            if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]]
+
+
+def test_labels_of_a_crowded_image_do_not_cover_one_another(monkeypatch):
+    """An undertrained detector at a low threshold: dozens of boxes, several sharing a corner (their labels were
+    drawn on top of each other, "Cyclist 0.07ar 0.07"). Every label drawn lies inside the picture and no two
+    overlap; a label with no room left is counted in the header instead."""
+    from backbonekit.detection import plots
+
+    generator = torch.Generator().manual_seed(0)
+    corners = torch.rand(40, 2, 2, generator=generator) * torch.tensor([384.0, 128.0])
+    boxes = torch.cat([corners.amin(1), corners.amax(1) + 4], 1)
+    boxes[:6] = torch.tensor([20.0, 20.0, 90.0, 70.0]) + torch.arange(6.0)[:, None] * torch.tensor([0, 0, 8, 5])
+    det = _detections(boxes.tolist(), [i % 3 for i in range(40)], torch.linspace(0.9, 0.06, 40).tolist())
+    placed = []
+    real = plots.place_labels
+    monkeypatch.setattr(plots, "place_labels", lambda *a, **k: placed.append(real(*a, **k)) or placed[-1])
+    drawn = draw_detections(torch.zeros((3, 128, 384), dtype=torch.uint8), det, NAMES, score_threshold=0.05,
+                            title="crowded.png", min_side=480)
+    rects = [r for r in placed[0] if r is not None]
+    assert len(placed[0]) == 40 and len(rects) >= 20
+    assert all(r is not None for r in placed[0][:6]) and not _overlapping_pairs(rects)  # the shared corner too
+    height, width = 160, 480  # the picture below the header: 128×384 enlarged to a 480 px long side
+    assert drawn.shape[-1] == width
+    assert all(0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height for x1, y1, x2, y2 in rects)
+
+
+@pytest.mark.parametrize("canvas", [(160, 480), (480, 160), (100, 100)])
+def test_placed_labels_never_overlap_and_stay_on_the_canvas(canvas):
+    from backbonekit.detection.plots import place_labels
+
+    generator = torch.Generator().manual_seed(1)
+    corners = torch.rand(60, 2, 2, generator=generator) * torch.tensor([canvas[1], canvas[0]], dtype=torch.float32)
+    boxes = torch.cat([corners.amin(1), corners.amax(1)], 1)
+    sizes = [(int(w), 18) for w in torch.randint(40, 110, (60,), generator=generator)]
+    places = place_labels(boxes, sizes, canvas)
+    rects = [r for r in places if r is not None]
+    assert len(rects) >= (5 if canvas == (100, 100) else 10) and not _overlapping_pairs(rects)
+    for rect, size in zip(places, sizes):
+        if rect is not None:
+            assert (rect[2] - rect[0], rect[3] - rect[1]) == size
+            assert 0 <= rect[0] and rect[2] <= canvas[1] and 0 <= rect[1] and rect[3] <= canvas[0]

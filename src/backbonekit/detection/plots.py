@@ -87,19 +87,81 @@ def draw_detections(image: torch.Tensor, detections: dict, class_names: list[str
         image = draw_bounding_boxes(image, target["boxes"].as_subclass(torch.Tensor).cpu() * scale, fill=True,
                                     colors=[colours[c] for c in labels], width=1)
     keep = detections["scores"] >= score_threshold
+    left_off = 0
     if keep.any():
         labels, scores = detections["labels"][keep].tolist(), detections["scores"][keep].tolist()
         shown.update(labels)
         background = [colours[c] for c in labels]
-        image = draw_bounding_boxes(image, detections["boxes"][keep].cpu() * scale, width=max(2, font_size // 7),
-                                    colors=background,
-                                    labels=[f"{class_names[c]} {s:.2f}" for c, s in zip(labels, scores)],
-                                    font=_font_path(), font_size=font_size, fill_labels=True,
-                                    label_background_colors=background,
-                                    label_colors=[text_colour(c) for c in background])
+        boxes = detections["boxes"][keep].cpu().float() * scale
+        image = draw_bounding_boxes(image, boxes, width=max(2, font_size // 7), colors=background)
+        texts = [f"{class_names[c]} {s:.2f}" for c, s in zip(labels, scores)]
+        image, left_off = _draw_labels(image, boxes, texts, background, font_size)
     key = [(class_names[c], colours[c]) for c in sorted(shown)]
+    if left_off:
+        note = f"{left_off} label{'s' * (left_off > 1)} left off (no room)"
+        title = f"{title} · {note}" if title else note
     return _with_header(image, title, key, truth=target is not None, score_threshold=score_threshold,
                         font_size=font_size)
+
+
+def _draw_labels(image: torch.Tensor, boxes: torch.Tensor, texts: list[str], colours: list, font_size: int):
+    """Each box's "class score" on a filled rectangle in its colour, placed by ``place_labels`` so that none covers
+    another; returns the image and how many labels found no place."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(_font_path(), font_size)
+    pad = max(1, font_size // 8)
+    sizes = []
+    for text in texts:
+        left, top, right, bottom = font.getbbox(text)
+        sizes.append((right + 2 * pad, bottom + 2 * pad))  # from the text origin: ascender space included
+    places = place_labels(boxes, sizes, tuple(image.shape[-2:]))
+    picture = Image.fromarray(image.permute(1, 2, 0).numpy())
+    draw = ImageDraw.Draw(picture)
+    for place, text, colour in zip(places, texts, colours):
+        if place is not None:
+            draw.rectangle([place[0], place[1], place[2] - 1, place[3] - 1], fill=tuple(colour))
+            draw.text((place[0] + pad, place[1] + pad), text, fill=text_colour(colour), font=font)
+    return torch.from_numpy(np.array(picture)).permute(2, 0, 1), sum(place is None for place in places)
+
+
+def place_labels(boxes: torch.Tensor, sizes: list[tuple[int, int]], canvas: tuple[int, int],
+                 reach: float = 2.0) -> list[tuple[int, int, int, int] | None]:
+    """Where to put each box's label of (width, height) ``sizes`` on an (H, W) ``canvas``: integer rectangles
+    (x1, y1, x2, y2), exclusive ends, inside the canvas, no two overlapping; ``None`` where there is no room.
+
+    Labels are placed in the boxes' order (best score first). Each takes the first free spot of: inside its box's
+    top-left corner (where torchvision puts it), just above it, inside the bottom-left corner, just below it, the same
+    at the right edge; then the free spot nearest the first among positions on a grid no further from the box than
+    ``reach`` label heights.
+    """
+    height, width = canvas
+    placed = np.zeros((0, 4))
+    out: list[tuple[int, int, int, int] | None] = []
+    for box, (w, h) in zip(boxes.tolist(), sizes):
+        if w > width or h > height:
+            out.append(None)
+            continue
+        x1, y1, x2, y2 = box
+        near = [(x1, y1), (x1, y1 - h), (x1, y2 - h), (x1, y2), (x2 - w, y1), (x2 - w, y1 - h), (x2 - w, y2 - h),
+                (x2 - w, y2)]
+        margin = reach * h
+        xs = np.arange(max(0.0, x1 - w - margin), min(width - w, x2 + margin) + 1, max(1, h // 2))
+        ys = np.arange(max(0.0, y1 - h - margin), min(height - h, y2 + margin) + 1, max(1, h // 2))
+        grid = np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)
+        grid = grid[np.argsort(np.hypot(grid[:, 0] - x1, grid[:, 1] - y1), kind="stable")]
+        spots = np.concatenate([np.array(near, dtype=float).reshape(-1, 2), grid])
+        spots = np.round(np.clip(spots, 0, [width - w, height - h]))
+        rects = np.concatenate([spots, spots + [w, h]], 1)
+        free = ~((rects[:, None, 0] < placed[None, :, 2]) & (placed[None, :, 0] < rects[:, None, 2])
+                 & (rects[:, None, 1] < placed[None, :, 3]) & (placed[None, :, 1] < rects[:, None, 3])).any(1)
+        if not free.any():
+            out.append(None)
+            continue
+        rect = rects[free.argmax()]
+        placed = np.concatenate([placed, rect[None]])
+        out.append(tuple(int(v) for v in rect))
+    return out
 
 
 def _with_header(image: torch.Tensor, title: str | None, classes: list[tuple[str, tuple]], truth: bool,
