@@ -129,3 +129,31 @@ def test_validation_panels_show_the_image_without_its_padding(tiny_runs, wide_an
     for size, boxes in panels:
         assert len(boxes)
         assert_inside(boxes, size, "val_predictions panel")
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")  # the step runs without a Trainer
+def test_validation_scores_only_boxes_inside_the_image_in_the_letterbox(monkeypatch):
+    """val/map (which picks best.ckpt) scores the boxes cut to the image inside the letterbox, as eval does."""
+    from torchvision import tv_tensors
+
+    from backbonekit.detection.predict import empty_target
+    from backbonekit.detection.task import DetectionTask
+    from backbonekit.detection.transforms import collate
+
+    torch.manual_seed(0)
+    task = DetectionTask(num_classes=3, class_names=CLASSES, image_size=(64, 64)).eval()
+    letterbox = eval_transforms((64, 64))
+    samples = []
+    for size in SIZES.values():
+        image = tv_tensors.Image(torch.randint(0, 256, (3, *size), dtype=torch.uint8))
+        samples.append(letterbox(image, empty_target(image)))
+    images, targets = collate(samples)
+    scored = []
+    monkeypatch.setattr(task.val_map, "update", lambda preds, target: scored.extend(preds))
+    with torch.no_grad():
+        raw = task.detect(images)
+        task.validation_step((images, targets), 0)
+    assert all(spill(det["boxes"], t["letterbox"]) for det, t in zip(raw, targets))
+    for det, target in zip(scored, targets):
+        assert len(det["boxes"]) == len(det["scores"]) == len(det["labels"]) > 0
+        assert_inside(det["boxes"], content_size(target["letterbox"]), "validation")
