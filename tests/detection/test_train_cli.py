@@ -150,7 +150,8 @@ def test_kitti_training_reports_official_style_ap_and_result_files(kitti_shapes,
     metrics = json.loads((run / "metrics.json").read_text())["best_checkpoint_val"]
     assert set(metrics["kitti"]["ap"]) == {"Car", "Pedestrian", "Cyclist"}
     err = capsys.readouterr().err
-    assert "KITTI AP (moderate)" in err and f"data: {kitti_shapes} (KITTI), 11 training and 3 validation images\n" in err
+    assert "KITTI AP (moderate)" in err
+    assert f"data: {kitti_shapes} (KITTI), 11 training and 3 validation images\n" in err
     results = sorted((run / "val" / "kitti_results").glob("*.txt"))
     assert len(results) == metrics["images"] == 3
     # The result files score to the same AP through `eval detect --predictions`.

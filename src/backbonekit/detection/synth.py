@@ -175,11 +175,13 @@ def synthesize_shapes(out: str | Path, fmt: str = "kitti", num_images: int = 50,
 
 def summary_line(counts: dict[str, int], fmt: str, out: str | Path) -> str:
     """What was written, by the names the files use: in KITTI each shape's object type (hexagons are Misc, which
-    training drops unless --classes names it), in COCO the categories (named after the shapes; hexagons are not annotated at all)."""
+    training drops unless --classes names it), in COCO the categories (named after the shapes; hexagons are not
+    annotated at all)."""
     if fmt == "kitti":
         kinds = [f"{shape} → {KITTI_TYPES[shape]} {counts[shape]}" for shape in SHAPES]
         return (f"wrote {counts['images']} images to {out} (KITTI): {', '.join(kinds)}, hexagon → Misc "
-                f"{counts['hexagon']} (clutter; not among train detect's default --classes), DontCare regions {counts['DontCare']}")
+                f"{counts['hexagon']} (clutter; not among train detect's default --classes), DontCare regions "
+                f"{counts['DontCare']}")
     kinds = [f"{shape} {counts[shape]}" for shape in SHAPES]
     return (f"wrote {counts['images']} images to {out} (COCO): categories {', '.join(kinds)}; {counts['hexagon']} "
             "hexagon(s) drawn but not annotated (clutter of no category)")
