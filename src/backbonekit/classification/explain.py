@@ -12,7 +12,7 @@ from backbonekit.classification.data import build_eval_transform
 from backbonekit.explain.cam import cam_maps
 from backbonekit.explain.feature_maps import feature_map_file
 from backbonekit.explain.images import each_image, output_name
-from backbonekit.explain.layers import find_layer
+from backbonekit.explain.layers import find_layer, map_size
 from backbonekit.explain.overlay import heat_overlay, save_panels, to_rgb_array
 
 
@@ -33,7 +33,10 @@ def explain_classifier(trained, paths: list[str], options) -> Iterator[Path]:
     transform = build_eval_transform(trained.cfg.image_size)
     method = options.method or "gradcam"
     # A wrong --layer is said before any image is read.
-    layer_name, _ = find_layer(trained.model, options.layer, trained.cfg.image_size)
+    layer_name, layer = find_layer(trained.model, options.layer, trained.cfg.image_size)
+    # The map's size says how coarse it is: a 3×3 map can only peak at one of nine cells.
+    size = map_size(trained.model, layer, trained.cfg.image_size)
+    where = f"{layer_name} ({size[0]}×{size[1]})" if size else layer_name
     k = max(1, min(options.top_k, len(names)))
     device = next(trained.parameters()).device
     taken = set()
@@ -47,8 +50,9 @@ def explain_classifier(trained, paths: list[str], options) -> Iterator[Path]:
         panels = [(picture, path.name)] + [
             (heat_overlay(picture, m), f"{names[c]} {p:.2f}")
             for m, c, p in zip(maps, top.indices.tolist(), top.values.tolist())]
-        title = f"{method} at {layer_name} · top {k} of {len(names)} classes"
-        yield save_panels(panels, options.out / output_name(path, taken, "_cam.png"), title)
+        title = f"{method} at {where} · top {k} of {len(names)} classes"
+        yield save_panels(panels, options.out / output_name(path, taken, "_cam.png"), title,
+                          colorbar=f"{method} (1: the map's peak)")
         if options.feature_maps:
             yield feature_map_file(trained.model, x[0], trained.normalize,
                                    options.out / output_name(path, taken, "_features.png"), options.feature_maps)

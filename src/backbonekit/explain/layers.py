@@ -1,5 +1,6 @@
 """Which layer a map is taken from: by default a level of the backbone's ``feature_info`` (the deepest one whose
-map still has room to show where, for a classifier), or any named module the user gives with ``--layer``.
+map is at least ``MIN_MAP_SIDE`` positions a side, for a classifier), or any named module the user gives with
+``--layer``.
 
 Names are looked up in the model the task runs (``root``): for a classifier the backbone itself (``layer4``), for a
 detector or sequence model the backbone sits under a prefix (``backbone.body.layer4``)."""
@@ -12,24 +13,30 @@ import torch.nn as nn
 
 from backbonekit.errors import ConfigError
 
+# The shortest side a classifier's default map may have. Measured by benchmarks/explain_classify_localisation.py
+# (ResNet-18 at 96², the CAM peak inside the object's box): 3×3 35.5%, 6×6 87.0%, 12×12 93.5% (gradcam). 7 is the
+# least side that rules the 6×6 out, and it keeps layer4 (7×7) at 224², the level grad-cam's own examples use.
+MIN_MAP_SIDE = 7
+
 
 def default_level(backbone: nn.Module, image_size: int | None = None, reduction: int | None = None) -> str:
     """The last module of a level of ``backbone``: the level with ``reduction`` (its stride) if given, else the
-    deepest level whose map has at least 2×2 positions at ``image_size`` (a 1×1 map is the same everywhere: layer4
-    of a ResNet at 32²), measured where the backbone can run."""
+    deepest level whose map is at least ``MIN_MAP_SIDE``×``MIN_MAP_SIDE`` at ``image_size`` (a coarser map peaks at
+    one of a few cell centres, most objects' boxes holding none), measured where the backbone can run; the finest
+    level where none is that large."""
     info = getattr(backbone, "feature_info", None)
     if not info:
         raise ConfigError(f"{type(backbone).__name__} has no feature_info: give --layer NAME")
     if reduction is not None:
         chosen = [level for level in info if level["reduction"] == reduction] or info
     else:
-        sides = [image_size // level["reduction"] if image_size else 2 for level in info]
+        sides = [image_size // level["reduction"] if image_size else MIN_MAP_SIDE for level in info]
         measured = _level_sides(backbone, image_size) if image_size else None
         if measured is not None and len(measured) == len(info):
             # The measured size only rules a level out, never in: a padded net's map is rounded up (2×2 at 48² at
             # stride 32), its second row mostly padding.
             sides = [min(a, b) for a, b in zip(sides, measured)]
-        chosen = [level for level, side in zip(info, sides) if side >= 2] or info[:1]
+        chosen = [level for level, side in zip(info, sides) if side >= MIN_MAP_SIDE] or info[:1]
     return chosen[-1]["module"].split(",")[-1]
 
 
@@ -51,6 +58,24 @@ def _level_sides(backbone: nn.Module, image_size: int) -> list[int] | None:
     finally:
         backbone.train(was_training)
     return [min(level.shape[-2:]) for level in levels]
+
+
+def map_size(model: nn.Module, layer: nn.Module, image_size: int) -> tuple[int, int] | None:
+    """(h, w) of ``layer``'s output when ``model`` runs a blank ``image_size``² image: the size a figure names.
+    None for a layer that gives no map (not a tensor of at least 3 dimensions)."""
+    sizes = []
+    handle = layer.register_forward_hook(
+        lambda m, i, o: sizes.append(tuple(o.shape[-2:]) if isinstance(o, torch.Tensor) and o.dim() >= 3 else None))
+    weight = next(model.parameters())
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, image_size, image_size, device=weight.device, dtype=weight.dtype))
+    finally:
+        handle.remove()
+        model.train(was_training)
+    return sizes[0] if sizes else None
 
 
 def level_names(backbone: nn.Module, prefix: str = "") -> list[str]:
