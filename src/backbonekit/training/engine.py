@@ -22,6 +22,7 @@ from backbonekit.training.callbacks import (CompileNotice, EpochLine, GracefulSt
                                             ResultsCSV, ResumedSchedule, RNGState)
 from backbonekit.training.checkpoint_io import BackgroundCheckpointIO
 from backbonekit.training.ema import WarmupEMA
+from backbonekit.training.loggers import announce, describe, make_loggers, recorded_run_id
 from backbonekit.training.plots import plot_results
 from backbonekit.training.run_dir import ENV_RUN_DIR, make_run_dir
 from backbonekit.training.run_record import _plain
@@ -50,6 +51,8 @@ class EngineConfig:
     gradient_clip_val: float | None = None
     limit_train_batches: int | float | None = None
     limit_val_batches: int | float | None = None
+    loggers: tuple[str, ...] = ("csv",)     # training/loggers.py: csv (always written), tensorboard, mlflow
+    mlflow_uri: str | None = None           # None: a file store in the run folder
 
 
 @dataclass
@@ -87,14 +90,24 @@ def build_trainer(cfg: EngineConfig, run_dir: Path, extra_callbacks=()) -> tuple
         # weights ride along for --resume), so best.ckpt and everything exported from it hold the average. Its decay
         # warms up with the updates (training/ema.py): a fixed 0.999 left short runs at their random start.
         callbacks.append(WarmupEMA(cfg.ema_decay))
+    loggers = make_loggers(cfg.loggers, run_dir, cfg.task, cfg.mlflow_uri, run_id=_resumed_mlflow_run(cfg, run_dir))
     trainer = pl.Trainer(
         default_root_dir=run_dir, max_epochs=cfg.epochs, precision=cfg.precision, devices=cfg.devices,
-        accelerator=cfg.accelerator, strategy=cfg.strategy, num_nodes=cfg.num_nodes, logger=False,
+        accelerator=cfg.accelerator, strategy=cfg.strategy, num_nodes=cfg.num_nodes, logger=loggers or False,
         callbacks=callbacks, plugins=[BackgroundCheckpointIO()], enable_progress_bar=progress,
         enable_model_summary=False, deterministic=cfg.deterministic, num_sanity_val_steps=0,
         gradient_clip_val=cfg.gradient_clip_val, limit_train_batches=cfg.limit_train_batches,
         limit_val_batches=cfg.limit_val_batches, log_every_n_steps=10)
+    parts["loggers"] = loggers
     return trainer, parts
+
+
+def _resumed_mlflow_run(cfg: EngineConfig, run_dir: Path) -> str | None:
+    """A resumed run goes on logging into the MLflow run it started (named in its hparams.yaml)."""
+    path = run_dir / "hparams.yaml"
+    if cfg.resume is None or "mlflow" not in cfg.loggers or not path.is_file():
+        return None
+    return recorded_run_id(yaml.safe_load(path.read_text()))
 
 
 def fit(module: pl.LightningModule, train_loader, val_loader, cfg: EngineConfig, *, hparams: dict | None = None,
@@ -112,9 +125,12 @@ def fit(module: pl.LightningModule, train_loader, val_loader, cfg: EngineConfig,
 def _fit_in(run_dir: Path, module, train_loader, val_loader, cfg: EngineConfig, hparams, extra_callbacks) -> FitResult:
     with _quiet_lightning():
         trainer, parts = build_trainer(cfg, run_dir, extra_callbacks)
+    where = describe(parts["loggers"]) if trainer.is_global_zero else {}
     if trainer.is_global_zero and not (run_dir / "hparams.yaml").exists():  # a resumed run keeps its own
         with open(run_dir / "hparams.yaml", "w") as f:
-            yaml.safe_dump({"engine": _plain(asdict(cfg)), **_plain(hparams or {})}, f, sort_keys=False)
+            yaml.safe_dump({"engine": _plain(asdict(cfg)), **({"loggers": where} if where else {}),
+                            **_plain(hparams or {})}, f, sort_keys=False)
+    announce(where, run_dir)
     if cfg.compile:
         module.model.compile()  # in place: the module and its checkpoint keys stay as they are
     with warnings.catch_warnings(), _quiet_lightning():

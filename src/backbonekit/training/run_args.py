@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from backbonekit.training.loggers import logger_name, mlflow_uri
 from backbonekit.training.train_args import non_negative_int, positive_int, precision
 
 
@@ -44,6 +45,13 @@ def add_run_arguments(p: argparse.ArgumentParser, batch_size: int = 32) -> None:
                    help="quick checks: N validation batches (or a share)")
     p.add_argument("--progress", choices=("auto", "bar", "lines"), default="auto",
                    help="auto: a progress bar on a terminal, one line per epoch otherwise")
+    p.add_argument("--logger", nargs="+", type=logger_name, default=["csv"], metavar="NAME",
+                   help="csv, tensorboard, mlflow (several at once): csv is results.csv and results.png, written by "
+                        "every run; tensorboard writes RUN/tensorboard, mlflow a file store in RUN/mlruns (pip "
+                        "install 'backbonekit[loggers]')")
+    p.add_argument("--mlflow-uri", type=mlflow_uri, default=None, metavar="URI",
+                   help="--logger mlflow: where MLflow tracks (a folder, file:, sqlite:///…, http://…); default "
+                        "RUN/mlruns")
 
 
 def engine_options(args: argparse.Namespace) -> dict:
@@ -53,7 +61,8 @@ def engine_options(args: argparse.Namespace) -> dict:
                 accelerator=args.accelerator, strategy=args.strategy, num_nodes=args.num_nodes,
                 deterministic=args.deterministic, ema_decay=args.ema, compile=args.compile,
                 limit_train_batches=args.limit_train_batches, limit_val_batches=args.limit_val_batches,
-                progress={"auto": None, "bar": True, "lines": False}[args.progress])
+                progress={"auto": None, "bar": True, "lines": False}[args.progress],
+                loggers=tuple(args.logger), mlflow_uri=args.mlflow_uri)
 
 
 def _batches(value: str) -> int | float:
