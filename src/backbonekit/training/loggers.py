@@ -41,12 +41,9 @@ def logger_name(value: str) -> str:
     return name
 
 
-logger_name.__name__ = "logger"
-
-
 def mlflow_uri(value: str) -> str:
-    """An argparse ``type`` for ``--mlflow-uri``: a URI as given (``http://…``, ``sqlite:///…``, ``file:…``), a plain
-    folder as an absolute ``file:`` URI, so the record points at the same store from any working directory."""
+    """An argparse ``type`` for ``--mlflow-uri``: a URI as given (``http://…``, ``sqlite:///…``, ``file:…``), a
+    plain folder as an absolute ``file:`` URI, so the record points at the same store from any working directory."""
     scheme = urlparse(value).scheme
     if len(scheme) > 1:  # one letter is a Windows drive, not a scheme
         return value
