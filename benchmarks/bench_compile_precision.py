@@ -46,7 +46,7 @@ def timed(fn, repeats: int) -> tuple[float, float]:
 def inference_rows(model_name: str, size: int, batch: int, repeats: int, bf16: bool) -> list[tuple]:
     torch.manual_seed(0)
     task = ClassificationTask(model=model_name, num_classes=1000, image_size=size).eval()
-    fuse_batchnorm(task.model)
+    task.model = fuse_batchnorm(task.model, inplace=True)
     x = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8)
     with torch.inference_mode():
         reference = task(x).float()

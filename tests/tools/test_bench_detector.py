@@ -64,8 +64,9 @@ def test_fused_detector_keeps_no_batchnorm_and_its_outputs():
     calibrate_batchnorm(model, calibration_images(x))  # also the per-level head BNs: each level gets its own conv
     with torch.inference_mode():
         expected = model(x)
-        got = fuse_batchnorm(model)(x)
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+        fused = fuse_batchnorm(model)
+        got = fused(x)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
     for e, o in zip(expected[0] + expected[1], got[0] + got[1], strict=True):
         assert (e[0] - e[1]).abs().max() > 1e-2
         torch.testing.assert_close(o, e, atol=1e-4, rtol=1e-4)

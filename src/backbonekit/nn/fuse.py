@@ -4,15 +4,22 @@ In eval mode BatchNorm is a per-channel affine map, so it can be absorbed into t
 pass over memory fewer per layer, the same outputs up to float rounding. Training afterwards would be wrong, so the
 fused model is put in eval mode and marked. Modules whose BatchNorms follow a conv in another way (EfficientDet's
 separable convs, heads that share convs across levels) fold their own through a ``fuse_batchnorm()`` method.
+
+Like ``torch.ao.quantization.fuse_modules``, it returns a fused copy and leaves the model given as it was;
+``inplace=True`` folds the model itself (no second copy of the weights in memory, for a caller that owns it).
 """
 from __future__ import annotations
+
+import copy
 
 import torch.nn as nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 
-def fuse_batchnorm(model: nn.Module) -> nn.Module:
-    """Fold every conv → BatchNorm2d pair of ``model`` in place; returns the model (in eval mode)."""
+def fuse_batchnorm(model: nn.Module, inplace: bool = False) -> nn.Module:
+    """A copy of ``model`` (``inplace``: ``model`` itself) with every conv → BatchNorm2d pair folded, in eval mode."""
+    if not inplace:
+        model = copy.deepcopy(model)
     model.eval()
     for module in list(model.modules()):
         own_rule = getattr(module, "fuse_batchnorm", None)

@@ -161,7 +161,7 @@ def _run_classifier_bench(name: str, vs: str, batch_size: int, image_size: int, 
     ours = create_model(name, pretrained=peer.state_dict(), **_matching_regularisation(peer))
     x = torch.randn(batch_size, 3, image_size, image_size)
     if fuse:
-        ours = fuse_batchnorm(ours)
+        ours = fuse_batchnorm(ours, inplace=True)
     if channels_last:
         ours, peer = ours.to(memory_format=torch.channels_last), peer.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
@@ -305,7 +305,7 @@ def _run_detector_bench(name: str, vs: str, batch_size: int, image_size: int | N
     config = peer.model.config
     ours = _OursPredict(model, image_size, config.max_detection_points, config.max_det_per_image)
     if fuse:
-        ours.model = fuse_batchnorm(ours.model)
+        ours.model = fuse_batchnorm(ours.model, inplace=True)
     if channels_last:
         ours, peer = ours.to(memory_format=torch.channels_last), peer.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)

@@ -10,7 +10,6 @@ fastest and the slowest round are reported: the spread says how far a ratio can 
 """
 from __future__ import annotations
 
-import copy
 import random
 import statistics
 import tempfile
@@ -143,7 +142,7 @@ def prepare(model: nn.Module, runtime: str, x: torch.Tensor, onnx_path: Path) ->
         from backbonekit.io.onnx_export import export_module
 
         example = torch.cat([x, x]) if len(x) == 1 else x  # a batch of 1 would be specialised, not dynamic
-        fused = fuse_batchnorm(copy.deepcopy(model))
+        fused = fuse_batchnorm(model)
         export_module(ImagesInput(fused).eval(), example, onnx_path, 18, ["logits"])
     if runtime == "onnxruntime":
         from backbonekit.io.onnx_export import OnnxRunner
@@ -158,7 +157,7 @@ def torch_variant(model: nn.Module, runtime: str) -> tuple[Callable, Callable]:
     """(``model`` as ``runtime`` runs it in PyTorch, the layout its input needs); BatchNorm is folded in a copy."""
     if runtime == "torch":
         return model, _same
-    fused = fuse_batchnorm(copy.deepcopy(model))
+    fused = fuse_batchnorm(model)
     if runtime == "fused":
         return fused, _same
     if runtime == "channels-last":

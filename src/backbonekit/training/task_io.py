@@ -66,7 +66,7 @@ def load_task(path: str | Path, task_class: type, task: str, fuse: bool = False,
             raise WeightsError(f"{path}: weights do not fit {task_class.__name__}: {str(e).splitlines()[0]}") from None
     module.eval()
     if fuse:
-        fuse_batchnorm(module.model)
+        fuse_batchnorm(module.model, inplace=True)  # the module was built here: no one else holds it
     return module
 
 
