@@ -5,7 +5,7 @@ images whose CAM peak (argmax of the map at image resolution, for the true class
 Chance is the box's share of the image (where a peak dropped at random would land).
 
 The maps are taken as `explain classify` takes them: the image through the eval transform (resize to size/0.875,
-centre crop; the boxes moved with it) and the default layer, plus finer layers for comparison (``--also-layers``).
+centre crop; the boxes moved with it) and the default layer, plus other layers for comparison (``--also-layers``).
 
 Run:  .venv/bin/python benchmarks/explain_classify_localisation.py [--train-per-class 750] [--epochs 10]
           [--out runs/explain-classify] [--checkpoint RUN/best.ckpt (skip training)]
@@ -203,8 +203,8 @@ def main() -> None:
     parser.add_argument("--test-images", type=int, default=200)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--out", default="runs/explain-classify")
-    parser.add_argument("--also-layers", nargs="*", default=["layer3", "layer2"],
-                        help="more layers to measure (finer grids than the default's)")
+    parser.add_argument("--also-layers", nargs="*", default=["layer4", "layer3", "layer2"],
+                        help="more layers to measure beside the default (which is measured once)")
     parser.add_argument("--checkpoint", help="a trained run's best.ckpt on --out's data: evaluate only")
     args = parser.parse_args()
     torch.manual_seed(0)
