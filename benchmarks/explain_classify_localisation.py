@@ -169,8 +169,8 @@ def evaluate(checkpoint: Path, test: list[dict], also_layers: list[str]) -> None
                   flush=True)
     for method in METHODS:
         share = results[(default, method)]
-        print(f"claim (peak in the box in ≥ 90% at the default layer), {method}: {'met' if share >= 0.9 else 'NOT met'}"
-              f" ({100 * share:.1f}%)")
+        print(f"claim (peak in the box in ≥ 90% at the default layer), {method}: "
+              f"{'met' if share >= 0.9 else 'NOT met'} ({100 * share:.1f}%)")
 
 
 def _peak_on_edge(maps: np.ndarray) -> np.ndarray:
