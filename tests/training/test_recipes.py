@@ -85,3 +85,79 @@ def test_a_recipe_for_another_command_or_an_unknown_setting_is_refused(tmp_path,
     bad.write_text("lr: 0.1\nlearning_rate: 0.2\n")
     assert main(["train", "classify", "--config", str(bad), "--data", "digits"]) == 2
     assert "unknown setting(s) learning_rate" in capsys.readouterr().err
+
+
+BAD_VALUES = [  # (command, key: value, what the error line must say after "FILE: key: ")
+    ("train classify", "freeze_backbone: maybe", 'expected true or false, got "maybe"'),
+    ("train classify", "freeze_backbone: 'false'", 'expected true or false, got "false"'),
+    ("train classify", "deterministic: 1", "expected true or false, got 1"),
+    ("train classify", "epochs: one", 'expected an integer, got "one"'),
+    ("train classify", "epochs: 1.5", "expected an integer, got 1.5"),
+    ("train classify", "lr: [1, 2]", "expected a number, got a list [1, 2]"),
+    ("train classify", "lr: true", "expected a number, got true"),
+    ("train classify", "optimizer: rmsprop", 'expected one of sgd, adamw, got "rmsprop"'),
+    ("train classify", "image_size: [64, x]", 'expected an integer, got "x"'),
+    ("train classify", "image_size: []", "expected one or more values"),
+    ("train classify", "threshold: 2", "must be between 0 and 1, got 2"),
+    ("train classify", "precision: 8", "must be one of 32,"),
+    ("train classify", "model: {name: resnet18}", 'expected text, got {"name": "resnet18"}'),
+    ("train detect", "norm: layer", "expected one of auto, batch, group"),
+    ("train detect", "scale_min: small", "expected a number"),
+    ("train sequence", "freeze_bn: 'yes'", 'expected true or false, got "yes"'),
+]
+
+
+@pytest.mark.parametrize("command, line, message", BAD_VALUES, ids=[c[1] for c in BAD_VALUES])
+def test_a_config_value_of_the_wrong_type_is_one_line_naming_file_key_and_type(command, line, message, tmp_path,
+                                                                               capsys):
+    config = tmp_path / "c.yaml"
+    config.write_text(line + "\n")
+    assert main([*command.split(), "--config", str(config), "--data", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err
+    key = line.split(":")[0]
+    assert err.count("\n") == 1 and err.startswith(f"error: {config}: {key}: {message}"), err
+
+
+def _typed_actions(words):
+    from backbonekit.cli import build_parser
+    from backbonekit.io.config_file import subparser
+
+    return [a for a in subparser(build_parser(), words)._actions
+            if a.option_strings and a.dest not in ("help", "config") and a.help != "==SUPPRESS=="]
+
+
+@pytest.mark.parametrize("command", ["train classify", "train noisy-student", "train detect", "train sequence"])
+def test_every_option_given_its_own_default_or_a_flag_in_a_config_reads_back_the_same(command, tmp_path):
+    """Good values still work: each option's default (and every flag set to true and to false), written as YAML."""
+    from backbonekit.cli import parse
+
+    actions = _typed_actions(command.split())
+    settings = {a.dest: a.default for a in actions if a.default is not None and a.nargs != 0}
+    flags = [a.dest for a in actions if a.nargs == 0]
+    for value in (True, False):
+        config = tmp_path / f"{value}.yaml"
+        config.write_text(yaml.safe_dump({**settings, **{f: value for f in flags}}))
+        required = ["--unlabeled", "x"] if command == "train noisy-student" else []
+        args = parse([*command.split(), "--config", str(config), *required])
+        assert {k: getattr(args, k) for k in settings} == settings
+        assert {f: getattr(args, f) for f in flags} == {f: value for f in flags}
+
+
+@pytest.mark.parametrize("name", sorted(list_recipes()))
+def test_every_recipe_reads_as_typed_values(name):
+    from backbonekit.cli import parse
+
+    recipe = list_recipes()[name]
+    args = parse([*recipe["command"].split(), "--config", f"recipe:{name}"])
+    def words(value):  # `image_size: 32` is `--image-size 32`, read back as [32]; `warmup_epochs: 5` as 5.0
+        return [_number_or_text(v) for v in (value if isinstance(value, list) else [value])]
+
+    for key, value in recipe["settings"].items():
+        assert words(getattr(args, key.replace("-", "_"))) == words(value), key
+
+
+def _number_or_text(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)

@@ -1,14 +1,17 @@
 """``--config FILE.yaml`` and ``--config recipe:NAME``: settings as plain data, turned into the command's own flags.
 
 A configuration file is a mapping of option names (``lr``, ``batch_size`` or ``batch-size``) to values, or a run's
-``run.yaml`` (its ``settings``). Its values become flags placed before the ones typed, so argparse checks every type
-and choice as usual and a typed flag overrides the file. Recipes are such files shipped in ``backbonekit/recipes``.
+``run.yaml`` (its ``settings``). Each value is checked against its option's argparse action (type, choices, how
+many values, a flag's true/false): a wrong one is an error naming the file and the key. Then the values become
+flags placed before the ones typed, so a typed flag overrides the file. Recipes are such files shipped in
+``backbonekit/recipes``.
 
 Which options were typed (``explicit_options``) is what ``--resume`` compares with the run's record.
 """
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import yaml
@@ -42,26 +45,78 @@ def load_config(spec: str) -> tuple[dict, str | None]:
 
 
 def config_tokens(settings: dict, parser: argparse.ArgumentParser, source: str) -> list[str]:
-    """``settings`` as flags of ``parser``; a name that is not one of its options is an error naming it."""
-    options = {a.dest: a for a in parser._actions if a.option_strings and a.dest != "help"}
+    """``settings`` as flags of ``parser``; a name that is not one of its options, or a value of the wrong type for
+    its option (read from the option's argparse action), is an error naming the file and the key."""
+    options: dict[str, argparse.Action] = {}
+    for action in parser._actions:  # an old spelling (help suppressed) shares its dest with the option it became
+        if action.option_strings and action.dest != "help" and (action.dest not in options
+                                                                 or action.help != argparse.SUPPRESS):
+            options[action.dest] = action
     unknown = sorted(k for k in settings if k not in options)
     if unknown:
         raise ConfigError(f"{source}: unknown setting(s) {', '.join(unknown)} for this command")
     tokens: list[str] = []
     for key, value in settings.items():
-        action = options[key]
-        flag = max(action.option_strings, key=len)
         if value is None or key == "config":
             continue
-        if isinstance(action, argparse._StoreTrueAction):
-            if value:
-                tokens.append(flag)
-        elif isinstance(value, (list, tuple)):
-            if value:
-                tokens += [flag, *map(str, value)]
-        else:
-            tokens += [flag, str(value)]
+        action = options[key]
+        flag = max(action.option_strings, key=len)
+        if action.nargs == 0:  # a flag: a YAML true/false only (`maybe` and the string "false" read as true)
+            if not isinstance(value, bool):
+                raise ConfigError(f"{source}: {key}: expected true or false, got {_shown(value)}")
+            tokens += [flag] if value == (True if action.const is None else action.const) else []
+            continue
+        words = _typed_words(action, value, f"{source}: {key}")
+        if words:
+            tokens += [flag, *words]
     return tokens
+
+
+def _typed_words(action: argparse.Action, value, where: str) -> list[str]:
+    """``value`` as the words the option takes, each checked as argparse would check it; a list only where the
+    option takes several values (one value is a list of one there)."""
+    many = action.nargs in ("+", "*", argparse.REMAINDER) or isinstance(action.nargs, int)
+    if isinstance(value, (list, tuple)) and not many:
+        raise ConfigError(f"{where}: expected {_expected(action)}, got a list {_shown(value)}")
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    if isinstance(action.nargs, int) and len(items) != action.nargs:
+        raise ConfigError(f"{where}: expected a list of {action.nargs} values ({_expected(action)} each), got "
+                          f"{_shown(value)}")
+    if action.nargs == "+" and not items:
+        raise ConfigError(f"{where}: expected one or more values ({_expected(action)} each), got an empty list")
+    for item in items:
+        _check_item(action, item, where)
+    return [str(item) for item in items]
+
+
+def _check_item(action: argparse.Action, item, where: str) -> None:
+    # A bool or a mapping never means a number, a name or a path (`str(True)` would slip through as "True").
+    if isinstance(item, (bool, dict, list, tuple)):
+        raise ConfigError(f"{where}: expected {_expected(action)}, got {_shown(item)}")
+    try:
+        converted = action.type(str(item)) if callable(action.type) else str(item)
+    except argparse.ArgumentTypeError as e:  # our range-checking types say the rule
+        raise ConfigError(f"{where}: {e}") from None
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected {_expected(action)}, got {_shown(item)}") from None
+    if action.choices is not None and converted not in action.choices:
+        raise ConfigError(f"{where}: expected {_expected(action)}, got {_shown(item)}")
+
+
+def _shown(value) -> str:
+    """A value as the file spells it (true, "one", [1, 2]), not as Python does (True, 'one')."""
+    return json.dumps(value, default=str)
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "text", "integer": "an integer", "number": "a number"}
+
+
+def _expected(action: argparse.Action) -> str:
+    """What the option takes, in words, from its action: ``one of sgd, adamw``, ``an integer``, ``a number``."""
+    if action.choices is not None:
+        return "one of " + ", ".join(map(str, action.choices))
+    kind = action.type if action.type in _TYPE_NAMES else getattr(action.type, "__name__", None)
+    return _TYPE_NAMES.get(kind, "text" if action.type is None else f"a valid {action.dest.replace('_', '-')}")
 
 
 def subparser(parser: argparse.ArgumentParser, words: list[str]) -> argparse.ArgumentParser:

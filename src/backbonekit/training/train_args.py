@@ -28,7 +28,7 @@ class Deprecated(argparse.Action):
 
 def precision(value: str) -> str:
     if value not in PRECISIONS:
-        raise argparse.ArgumentTypeError(f"one of {', '.join(PRECISIONS)}")
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(PRECISIONS)}, got {value}")
     return PRECISIONS[value]
 
 
