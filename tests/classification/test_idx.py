@@ -175,10 +175,11 @@ def test_train_then_score_the_official_test_split(tmp_path, capsys):
     hparams = (run / "hparams.yaml").read_text()
     assert "stem: small" in hparams and "10 of the 20 training images" in hparams
     capsys.readouterr()
-    assert main(["eval", "classify", "--checkpoint", str(run / "best.safetensors"), "--split", "test"]) == 0
+    assert main(["eval", "classify", "--checkpoint", str(run / "best.safetensors"), "--split", "test",
+                 "--out", str(tmp_path / "scores")]) == 0
     out = capsys.readouterr().out
     assert "official test split" in out and "10 images" in out and "Ankle boot" in out
-    result = json.loads((run / "eval" / "metrics.json").read_text())
+    result = json.loads((tmp_path / "scores" / "metrics.json").read_text())
     assert result["split"] == "the official test split" and result["images"] == 10
     # Data without a test split apart from its validation data: refused in one line.
     folder = write_image_folder(tmp_path / "folder", per_class=2, size=16)
