@@ -50,4 +50,4 @@ def test_a_decay_outside_0_1_is_one_error_line(image_folder, tmp_path, capsys):
     args = [a if a != "0.5" else "1.5" for a in ARGS]
     assert main(["train", "classify", "--data", str(image_folder), *args, "--epochs", "1",
                  "--out", str(tmp_path)]) != 0
-    assert "--ema must be between 0 and 1" in capsys.readouterr().err
+    assert "--ema must be in (0, 1), got 1.5" in capsys.readouterr().err

@@ -135,7 +135,10 @@ def add_noisy_student_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_noisy_student(args: argparse.Namespace) -> int:
-    from backbonekit.classification.noisy_student import train_noisy_student
+    from backbonekit.training.preflight import check_before_imports
+
+    check_before_imports(args)
+    from backbonekit.classification.noisy_student import train_noisy_student  # Lightning: after the cheap checks
     from backbonekit.models.registry import require_kind
 
     require_kind(args.teacher_model, "classify", "--teacher-model", "train noisy-student")
@@ -143,12 +146,24 @@ def cmd_noisy_student(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from backbonekit.classification.train import train_classifier
-    from backbonekit.models.registry import require_kind
+    from backbonekit.training.preflight import check_before_imports
     from backbonekit.training.run_record import start_training
 
+    check_before_imports(args)
+    if args.data is not None:  # a missing folder is said before the training stack is imported
+        from backbonekit.classification.data_format import detect_format  # torch, for the IDX names
+
+        detect_format(args.data)
+    from backbonekit.models.registry import require_kind  # torchvision: after the cheap checks
+
     require_kind(args.model, "classify", "--model", "train classify")
-    return start_training(args, "train classify", "classify", lambda a: train_classifier(a).exit_code)
+
+    def train(a: argparse.Namespace) -> int:
+        from backbonekit.classification.train import train_classifier  # Lightning: after every cheap check
+
+        return train_classifier(a).exit_code
+
+    return start_training(args, "train classify", "classify", train)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

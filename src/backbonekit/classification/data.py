@@ -20,12 +20,12 @@ from torch.utils.data import Dataset, Subset
 from torchvision.transforms import v2
 
 from backbonekit.classification import idx
+from backbonekit.classification.data_format import CIFAR10_FILES, CIFAR10_TRAIN, detect_format
+from backbonekit.classification.data_format import cifar_root as _cifar_root
 from backbonekit.classification.transforms import build_transforms
 from backbonekit.errors import ConfigError, DataError
 from backbonekit.io.images import images_under, load_image, unreadable_images
 
-CIFAR10_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
-CIFAR10_FILES = CIFAR10_TRAIN + ("test_batch", "batches.meta")
 VAL_FOLDERS = ("val", "valid", "validation", "test")  # first found is the validation split
 
 
@@ -80,23 +80,6 @@ class ImageFiles(Dataset):
 
 
 # ----------------------------------------------------------------------------------------------- entry points
-
-def detect_format(data: str) -> str:
-    """``"digits"`` (the built-in set; ``./digits`` is a folder of that name), ``"idx"`` (``fashion-mnist``, ``mnist``,
-    ``kmnist`` or a folder of IDX files), ``"cifar10"`` or ``"imagefolder"``."""
-    if data == "digits":
-        return "digits"
-    if idx.is_named(data):
-        return "idx"
-    root = Path(data)
-    if not root.is_dir():
-        what = "a file, not a folder" if root.exists() else "no such folder"
-        raise DataError(f"{data}: {what} (expected an ImageFolder tree, a CIFAR-10 folder, a folder of IDX files, "
-                        "'digits' or 'fashion-mnist')")
-    if idx.is_idx_folder(root):
-        return "idx"
-    return "cifar10" if _cifar_root(root) is not None else "imagefolder"
-
 
 def build_classification_data(data: str, *, image_size: int, augment: str = "basic", val_ratio: float = 0.2,
                               seed: int = 0, skip_bad_images: bool = False, crop_padding: int | None = None,
@@ -202,14 +185,6 @@ def _idx(data: str, train_tf: Callable, val_tf: Callable, val_ratio: float, seed
 
 
 # ----------------------------------------------------------------------------------------------- CIFAR-10
-
-def _cifar_root(root: Path) -> Path | None:
-    """The folder holding the CIFAR-10 batch files: ``root`` or its ``cifar-10-batches-py``, if either has any."""
-    for candidate in (root, root / "cifar-10-batches-py"):
-        if any((candidate / name).is_file() for name in CIFAR10_FILES):
-            return candidate
-    return None
-
 
 def _cifar10(root: Path, train_tf: Callable, val_tf: Callable) -> ClassificationData:
     for name in CIFAR10_FILES:

@@ -136,13 +136,22 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from backbonekit.detection.train import train_detector
-    from backbonekit.models.registry import require_kind
+    from backbonekit.training.preflight import check_before_imports, check_data_exists
     from backbonekit.training.run_record import start_training
+
+    check_before_imports(args)
+    check_data_exists(args)
+    from backbonekit.models.registry import require_kind  # torchvision: after the cheap checks
 
     require_kind(args.model, "detect", "--model", "train detect")
     require_kind(args.backbone, "classify", "--backbone", "train detect")
-    return start_training(args, "train detect", "detect", lambda a: train_detector(a).exit_code)
+
+    def train(a: argparse.Namespace) -> int:
+        from backbonekit.detection.train import train_detector  # Lightning: after every cheap check
+
+        return train_detector(a).exit_code
+
+    return start_training(args, "train detect", "detect", train)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

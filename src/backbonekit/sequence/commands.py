@@ -79,12 +79,21 @@ def add_commands(verbs: dict) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from backbonekit.models.registry import require_kind
-    from backbonekit.sequence.train import train_sequence
+    from backbonekit.training.preflight import check_before_imports, check_data_exists
     from backbonekit.training.run_record import start_training
 
+    check_before_imports(args)
+    check_data_exists(args)
+    from backbonekit.models.registry import require_kind  # torchvision: after the cheap checks
+
     require_kind(args.backbone, "classify", "--backbone", "train sequence")
-    return start_training(args, "train sequence", "sequence", lambda a: train_sequence(a).exit_code)
+
+    def train(a: argparse.Namespace) -> int:
+        from backbonekit.sequence.train import train_sequence  # Lightning: after every cheap check
+
+        return train_sequence(a).exit_code
+
+    return start_training(args, "train sequence", "sequence", train)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

@@ -74,23 +74,6 @@ def _lower_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
-def run_checkpoint_task(path: str | os.PathLike) -> str | None:
-    """The task a ``backbonekit train`` checkpoint or safetensors file records, or None for any other weights file
-    (and for one that cannot be read: loading it says why)."""
-    path = Path(path)
-    try:
-        if path.suffix == ".safetensors":
-            from backbonekit.weights import read_metadata
-
-            return read_metadata(path).get("task")
-        # mmap: the record is read without loading every tensor into memory
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # noqa: BLE001 - not ours to judge here
-        return None
-    hyper = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
-    return hyper.get("task") if isinstance(hyper, dict) else None
-
-
 class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
         atomic_torch_save(checkpoint, path)
