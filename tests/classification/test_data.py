@@ -395,3 +395,31 @@ def test_cutmix_mixup_give_soft_labels_that_sum_to_one(cutmix, mixup):
 def test_no_mixing_gives_no_collate():
     assert mixing_collate(4) is None
     assert mixing_collate(4, cutmix_alpha=0.0, mixup_alpha=0.0) is None
+
+
+@pytest.mark.parametrize("classes, per_class, message", [
+    (("cat",), 6, "1 class (cat); a classifier needs at least 2 classes"),
+    (("cat", "dog"), 1, "1 training image(s) after holding out 1 for validation (--val-ratio 0.2); training needs "
+                        "at least 2 (BatchNorm cannot normalise a batch of one)"),
+])
+def test_data_a_classifier_cannot_train_on_is_one_line_saying_what_it_needs(classes, per_class, message, tmp_path):
+    root = write_image_folder(tmp_path / "d", classes=classes, per_class=per_class)
+    with pytest.raises(DataError) as raised:
+        build_classification_data(str(root), image_size=16)
+    assert str(raised.value).startswith(f"{root}: {message}"), raised.value
+
+
+def test_the_smallest_trainable_data_builds_and_a_refused_one_is_an_error_line(tmp_path, capsys):
+    """Two classes of two images (one held out) is enough; one class through the CLI is an
+    error line (it was a torchmetrics traceback, one training image a BatchNorm one)."""
+    from backbonekit.cli import main
+
+    smallest = write_image_folder(tmp_path / "ok", classes=("cat", "dog"), per_class=2)
+    built = build_classification_data(str(smallest), image_size=16)
+    assert len(built.train) >= 2 and len(built.class_names) == 2
+    bad = write_image_folder(tmp_path / "one", classes=("cat",), per_class=6)
+    assert main(["train", "classify", "--data", str(bad), "--image-size", "16", "--epochs", "1",
+                 "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {bad}: 1 class") and err.count("\n") == 1, err
+    assert not (tmp_path / "runs").exists()

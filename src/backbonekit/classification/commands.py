@@ -142,7 +142,9 @@ def cmd_noisy_student(args: argparse.Namespace) -> int:
     from backbonekit.models.registry import require_kind
 
     require_kind(args.teacher_model, "classify", "--teacher-model", "train noisy-student")
-    return train_noisy_student(args)
+    from backbonekit.training.settings import TrainSettings  # the command line's edge: typed from here on
+
+    return train_noisy_student(TrainSettings.from_args(args))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -157,13 +159,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     from backbonekit.models.registry import require_kind  # torchvision: after the cheap checks
 
     require_kind(args.model, "classify", "--model", "train classify")
+    from backbonekit.training.settings import TrainSettings  # the command line's edge: typed from here on
 
-    def train(a: argparse.Namespace) -> int:
+    def train(a: TrainSettings) -> int:
         from backbonekit.classification.train import train_classifier  # Lightning: after every cheap check
 
         return train_classifier(a).exit_code
 
-    return start_training(args, "train classify", "classify", train)
+    return start_training(TrainSettings.from_args(args), "train classify", "classify", train)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

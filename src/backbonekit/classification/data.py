@@ -93,12 +93,30 @@ def build_classification_data(data: str, *, image_size: int, augment: str = "bas
                                 random_erasing=random_erasing)
     val_tf = build_eval_transform(image_size)
     if source == "digits":
-        return _digits(train_tf, val_tf, val_ratio, seed)
-    if source == "idx":
-        return _idx(data, train_tf, val_tf, val_ratio, seed)
-    if source == "cifar10":
-        return _cifar10(_cifar_root(Path(data)), train_tf, val_tf)
-    return _image_folder(Path(data), train_tf, val_tf, val_ratio, seed, skip_bad_images)
+        built = _digits(train_tf, val_tf, val_ratio, seed)
+    elif source == "idx":
+        built = _idx(data, train_tf, val_tf, val_ratio, seed)
+    elif source == "cifar10":
+        built = _cifar10(_cifar_root(Path(data)), train_tf, val_tf)
+    else:
+        built = _image_folder(Path(data), train_tf, val_tf, val_ratio, seed, skip_bad_images)
+    check_trainable(built, data, val_ratio)
+    return built
+
+
+def check_trainable(built: ClassificationData, data: str, val_ratio: float) -> None:
+    """Data a classifier can train on, said in one line: at least two classes (one has nothing to tell apart, and
+    the accuracy metrics refuse it), and at least two training images. The last-batch rule (``training.loaders``)
+    drops a final batch of one image, but a training split of one image is the only batch there is, and BatchNorm
+    cannot normalise a batch of one."""
+    if len(built.class_names) < 2:
+        found = f"1 class ({built.class_names[0]})" if built.class_names else "no class"
+        raise DataError(f"{data}: {found}; a classifier needs at least 2 classes (an ImageFolder tree: one "
+                        "sub-folder of images per class)")
+    if len(built.train) < 2:
+        raise DataError(f"{data}: {len(built.train)} training image(s) after holding out {len(built.val)} for "
+                        f"validation (--val-ratio {val_ratio:g}); training needs at least 2 (BatchNorm cannot "
+                        "normalise a batch of one): add images")
 
 
 def flips_keep_class(data: str, source: str | None = None) -> bool:

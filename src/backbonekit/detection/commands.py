@@ -146,12 +146,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     require_kind(args.model, "detect", "--model", "train detect")
     require_kind(args.backbone, "classify", "--backbone", "train detect")
 
-    def train(a: argparse.Namespace) -> int:
+    def train(a: TrainSettings) -> int:
         from backbonekit.detection.train import train_detector  # Lightning: after every cheap check
 
         return train_detector(a).exit_code
 
-    return start_training(args, "train detect", "detect", train)
+    return start_training(TrainSettings.from_args(args), "train detect", "detect", train)
+    from backbonekit.training.settings import TrainSettings  # the command line's edge: typed from here on
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

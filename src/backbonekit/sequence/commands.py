@@ -88,14 +88,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     require_kind(args.backbone, "classify", "--backbone", "train sequence")
 
-    def train(a: argparse.Namespace) -> int:
+    def train(a: TrainSettings) -> int:
         from backbonekit.sequence.train import train_sequence  # Lightning: after every cheap check
 
         return train_sequence(a).exit_code
 
-    return start_training(args, "train sequence", "sequence", train)
+    return start_training(TrainSettings.from_args(args), "train sequence", "sequence", train)
 
 
+    from backbonekit.training.settings import TrainSettings  # the command line's edge: typed from here on
 def cmd_predict(args: argparse.Namespace) -> int:
     from backbonekit.errors import ConfigError
     from backbonekit.sequence.predict import draw_grid, predict_sequences, write_csv

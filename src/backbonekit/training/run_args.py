@@ -1,6 +1,5 @@
 """The command-line options every ``train TASK`` command shares (batch size, devices, precision, run folder, resume,
-progress),
-and the engine settings they make."""
+progress); ``training.settings.TrainSettings.from_args`` makes the typed settings of them."""
 from __future__ import annotations
 
 import argparse
@@ -52,17 +51,6 @@ def add_run_arguments(p: argparse.ArgumentParser, batch_size: int = 32) -> None:
     p.add_argument("--mlflow-uri", type=mlflow_uri, default=None, metavar="URI",
                    help="--logger mlflow: where MLflow tracks (a folder, file:, sqlite:///…, http://…); default "
                         "RUN/mlruns")
-
-
-def engine_options(args: argparse.Namespace) -> dict:
-    """``EngineConfig`` keywords from the options ``add_run_arguments`` added."""
-    devices = int(args.devices) if str(args.devices).isdigit() else args.devices
-    return dict(out=args.out, name=args.name, resume=args.resume, precision=args.precision, devices=devices,
-                accelerator=args.accelerator, strategy=args.strategy, num_nodes=args.num_nodes,
-                deterministic=args.deterministic, ema_decay=args.ema, compile=args.compile,
-                limit_train_batches=args.limit_train_batches, limit_val_batches=args.limit_val_batches,
-                progress={"auto": None, "bar": True, "lines": False}[args.progress],
-                loggers=tuple(args.logger), mlflow_uri=args.mlflow_uri)
 
 
 def _batches(value: str) -> int | float:
