@@ -20,7 +20,7 @@ def test_the_defaults_are_the_measured_ones(command):
 def test_the_task_config_has_the_same_defaults():
     from backbonekit.classification.task import ClassifyConfig
 
-    cfg = ClassifyConfig()
+    cfg = ClassifyConfig().optim
     assert (cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.warmup_epochs) == ("adamw", 1e-3, 0.05, 1.0)
 
 

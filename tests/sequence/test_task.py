@@ -1,15 +1,17 @@
 import pytest
 import torch
 
-from backbonekit.sequence.task import SequenceConfig, SequenceTask
+from backbonekit.sequence.task import DEFAULT_OPTIM, SequenceConfig, SequenceTask
+from backbonekit.training.settings import nest_optim
 from backbonekit.training.optim import WarmupStep
 
 
 def test_official_schedule_and_scaling():
     assert SequenceConfig().schedule() == (20, [70, 120])
-    warmup, steps = SequenceConfig(epochs=17).schedule()
+    warmup, steps = SequenceConfig(**nest_optim({"epochs": 17}, DEFAULT_OPTIM)).schedule()
     assert warmup == pytest.approx(2) and steps == pytest.approx([7, 12])
-    assert SequenceConfig(epochs=17, warmup_epochs=0, lr_steps=[5]).schedule() == (0, [5])
+    given = nest_optim({"epochs": 17, "warmup_epochs": 0, "lr_steps": [5]}, DEFAULT_OPTIM)
+    assert SequenceConfig(**given).schedule() == (0, [5])
     f = WarmupStep(4, [10, 20])
     assert [f(s) for s in (0, 1, 3, 4, 9, 10, 19, 20, 100)] == pytest.approx([0.25, 0.5, 1, 1, 1, 0.1, 0.1, 0.01, 0.01])
 
@@ -32,6 +34,6 @@ def test_loss_ignores_pad_and_backbone_has_own_lr():
     task.trainer = _Trainer()
     opt = task.configure_optimizers()["optimizer"]  # 170 steps over 170 epochs: warm-up 20 steps
     lrs = sorted(g["initial_lr"] for g in opt.param_groups)
-    assert lrs == [1e-4, 1e-3] and all(g["weight_decay"] == 1e-4 for g in opt.param_groups)
+    assert lrs == pytest.approx([1e-4, 1e-3]) and all(g["weight_decay"] == 1e-4 for g in opt.param_groups)
     backbone = {id(p) for p in task.model.backbone.parameters()}
     assert {id(p) for p in opt.param_groups[1]["params"]} == backbone

@@ -40,10 +40,12 @@ def _plan(args):
 
 def cmd_train(args) -> int:
     from backbonekit.training.run_record import start_training
+    from backbonekit.training.settings import TrainSettings
     from backbonekit.training.task_spec import get_task
     from backbonekit.training.train_routine import train_task
 
-    return start_training(args, "train toy", "toy", lambda a: train_task(a, get_task("toy"), _plan).exit_code)
+    return start_training(TrainSettings.from_args(args), "train toy", "toy",
+                          lambda a: train_task(a, get_task("toy"), _plan).exit_code)
 
 
 def cmd_eval(args) -> int:

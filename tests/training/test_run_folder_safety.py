@@ -1,5 +1,4 @@
 """A run's name stays inside --out, and a refused or failed command changes no file of an existing run."""
-import argparse
 import hashlib
 import shutil
 from pathlib import Path
@@ -51,9 +50,9 @@ def test_exist_ok_on_a_run_that_fails_leaves_the_old_run_as_it_was(old_run, imag
 
 def _start(tmp_path, train):
     from backbonekit.training.run_record import start_training
+    from backbonekit.training.settings import TrainSettings
 
-    args = argparse.Namespace(resume=None, data="digits", out=str(tmp_path / "runs"), name="r", exist_ok=True,
-                              epochs=3)
+    args = TrainSettings(out=str(tmp_path / "runs"), name="r", exist_ok=True, epochs=3, options={"data": "digits"})
     return start_training(args, "train classify", "classify", train)
 
 

@@ -142,13 +142,11 @@ def test_scores_are_percent_everywhere_and_say_so(finished_run, capsys):
 @pytest.mark.parametrize("stop", [KeyboardInterrupt(), SystemExit(1)], ids=["KeyboardInterrupt", "Lightning exit"])
 def test_a_second_ctrl_c_says_what_was_and_was_not_saved(stop, tmp_path, capsys):
     # A second Ctrl+C stops at once; inside fit Lightning turns it into sys.exit(1).
-    import argparse
-
     from backbonekit.training.run_record import start_training
+    from backbonekit.training.settings import TrainSettings
 
     def args():
-        return argparse.Namespace(resume=None, data="digits", out=str(tmp_path / "runs"), name="r", exist_ok=False,
-                                  epochs=3)
+        return TrainSettings(out=str(tmp_path / "runs"), name="r", epochs=3, options={"data": "digits"})
 
     def train_then_stop(saved_epochs):
         def train(a):

@@ -6,6 +6,7 @@ from backbonekit.cli import build_parser, parse
 from backbonekit.errors import ConfigError
 from backbonekit.io.config_file import subparser
 from backbonekit.training import train_args
+from backbonekit.training.settings import TrainSettings
 from backbonekit.training.optim import build_schedule
 
 SHARED = {"--optimizer", "--lr", "--backbone-lr-mult", "--weight-decay", "--scheduler", "--warmup-epochs",
@@ -24,7 +25,7 @@ def test_old_spellings_work_and_name_their_replacement(capsys):
     args = parse(["train", "sequence", "--data", "d", "--lr", "1e-3", "--backbone-lr", "2e-4", "--skip-missing"])
     err = capsys.readouterr().err
     assert "--backbone-lr is deprecated, use --backbone-lr-mult" in err and "--skip-missing is deprecated" in err
-    assert args.skip_bad_images and train_args.backbone_lr_mult(args) == pytest.approx(0.2)
+    assert args.skip_bad_images and TrainSettings.from_args(args).optim().backbone_lr_mult == pytest.approx(0.2)
     assert parse(["train", "detect", "--data", "d", "--frozen-bn"]).freeze_bn
     assert "use --freeze-bn" in capsys.readouterr().err
 

@@ -10,7 +10,6 @@ resumes an interrupted one from its ``last.ckpt``.
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import csv
 import json
@@ -30,12 +29,13 @@ from backbonekit.training.autobatch import batch_size_scope
 from backbonekit.training.preflight import check_train_settings
 from backbonekit.training.run_record import (check_run_name, differing, new_run_folder, read_record, replacing,
                                              settings_of, write_record)
+from backbonekit.training.settings import TrainSettings
 
 RUN_TASK = "noisy-student"
 TABLE = ("generation", "model", "role", "val_top1", "pseudo_labelled", "pseudo_acc")
 
 
-def train_noisy_student(args: argparse.Namespace) -> int:
+def train_noisy_student(args: TrainSettings) -> int:
     students = [s.strip() for s in args.students.split(",") if s.strip()]
     _check(args, students)
     check_train_settings(args, "train noisy-student")
@@ -47,7 +47,7 @@ def train_noisy_student(args: argparse.Namespace) -> int:
     return _generations(args, students)
 
 
-def _generations(args: argparse.Namespace, students: list[str]) -> int:
+def _generations(args: TrainSettings, students: list[str]) -> int:
     root = _root_folder(args)
     name = root.name
     rows: list[dict] = []
@@ -71,7 +71,7 @@ def _generations(args: argparse.Namespace, students: list[str]) -> int:
     return 0
 
 
-def _root_folder(args: argparse.Namespace) -> Path:
+def _root_folder(args: TrainSettings) -> Path:
     """A new numbered folder, or the named one: continued when its record matches these settings (finished
     generations reused), refused when it does not, replaced with --exist-ok."""
     root = Path(args.out) / RUN_TASK / args.name if args.name else None
@@ -79,7 +79,7 @@ def _root_folder(args: argparse.Namespace) -> Path:
     if record is not None and not args.exist_ok:
         if record.get("command") != "train noisy-student":
             raise ConfigError(f"{root} is a `{record.get('command')}` run: choose another --name")
-        changed = differing(vars(args), record["settings"], set(record["settings"]) | set(settings_of(args)))
+        changed = differing(args.items(), record["settings"], set(record["settings"]) | set(settings_of(args)))
         if changed:
             raise ConfigError(f"{root} was trained with other settings: {changed}. Run the same command to "
                               "continue it, or choose another --name (--exist-ok replaces it)")
@@ -91,7 +91,7 @@ def _root_folder(args: argparse.Namespace) -> Path:
     return root
 
 
-def _check(args: argparse.Namespace, students: list[str]) -> None:
+def _check(args: TrainSettings, students: list[str]) -> None:
     if args.model is not None:
         raise ConfigError("noisy-student takes its models as --teacher-model (generation 0) and --students "
                           "(generations 1, 2, …), not --model")
@@ -111,7 +111,7 @@ def _check(args: argparse.Namespace, students: list[str]) -> None:
         require_kind(model, "classify", "--students", "train noisy-student")  # before anything trains
 
 
-def _generation(args: argparse.Namespace, name: str, g: int, model: str, teacher: Path | None) -> tuple[dict, int]:
+def _generation(args: TrainSettings, name: str, g: int, model: str, teacher: Path | None) -> tuple[dict, int]:
     run = Path(args.out) / RUN_TASK / name / f"gen{g}"
     row = {"generation": g, "model": model, "role": "teacher" if teacher is None else "student"}
     gen = copy.copy(args)
@@ -146,7 +146,7 @@ def _finished(run: Path) -> bool:
     return not json.loads((run / "metrics.json").read_text()).get("interrupted", True)
 
 
-def _pseudo_set(args: argparse.Namespace, gen: argparse.Namespace, data: ClassificationData, teacher: Path,
+def _pseudo_set(args: TrainSettings, gen: TrainSettings, data: ClassificationData, teacher: Path,
                 run: Path) -> PseudoLabeled:
     """The unlabelled images the teacher labels confidently, balanced across classes, with the student's
     training transform."""
@@ -195,7 +195,7 @@ def pseudo_label(teacher_path: Path, images: RawImages, num_classes: int, *, thr
     return indices, targets, stats
 
 
-def _val_top1(args: argparse.Namespace, checkpoint: Path) -> float:
+def _val_top1(args: TrainSettings, checkpoint: Path) -> float:
     """Validation top-1 of a given first teacher, on this data's split at the teacher's resolution."""
     teacher = load(checkpoint)
     gen = copy.copy(args)

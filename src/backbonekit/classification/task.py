@@ -7,7 +7,7 @@ Images enter as uint8 (or 0–1 floats, after mixing) and are normalised inside 
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -21,10 +21,12 @@ from backbonekit.models.registry import create_model
 from backbonekit.nn.batchnorm import hold_batch_norm, running_stats_frozen
 from backbonekit.nn.normalize import ImageNormalize
 from backbonekit.training.frozen_parts import HoldsFrozenParts
-from backbonekit.training.optim import build_optimizer, build_schedule, check_choices, param_groups
+from backbonekit.training.optim import Optimises
+from backbonekit.training.settings import OptimSettings, flat_config, nest_optim
 from backbonekit.training.task_io import load_task
 
 TASK = "classify"
+DEFAULT_OPTIM = OptimSettings(weight_decay=0.05)  # they converge on short runs
 AUX_LOSS_WEIGHT = 0.3  # GoogLeNet's auxiliary classifiers, as in the paper
 DISTILL_LOSSES = ("kl", "mse")
 SEMI_METHODS = ("pseudo-label", "fixmatch")
@@ -43,18 +45,8 @@ class ClassifyConfig:
     # training images.
     mean: list[float] | None = None
     std: list[float] | None = None
-    optimizer: str = "adamw"  # the command's defaults (commands.py): they converge on short runs
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 0.05
-    scheduler: str = "cosine"
-    warmup_epochs: float = 1.0
-    step_size: int = 30
-    lr_steps: list[float] | None = None
-    epochs: int = 10
-    freeze_backbone: bool = False
-    freeze_bn: bool = False
-    backbone_lr_mult: float = 1.0
+    # The command's defaults (commands.py): AdamW 1e-3, weight decay 0.05, cosine after 1 epoch of warm-up.
+    optim: OptimSettings = field(default_factory=lambda: replace(DEFAULT_OPTIM))
     label_smoothing: float = 0.0
     drop_rate: float | None = None
     drop_path_rate: float | None = None
@@ -83,11 +75,10 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature:
                             log_target=True, reduction="batchmean")
 
 
-class ClassificationTask(HoldsFrozenParts, pl.LightningModule):
+class ClassificationTask(Optimises, HoldsFrozenParts, pl.LightningModule):
     def __init__(self, **config):
         super().__init__()
-        self.cfg = ClassifyConfig(**config)
-        check_choices(self.cfg.optimizer, self.cfg.scheduler)
+        self.cfg = ClassifyConfig(**nest_optim(config, DEFAULT_OPTIM))
         self.save_hyperparameters(_plain_config(self.cfg))  # plain types: the checkpoint loads with weights_only
         overrides = {k: v for k, v in (("drop_rate", self.cfg.drop_rate), ("drop_path_rate", self.cfg.drop_path_rate))
                      if v is not None}
@@ -100,7 +91,7 @@ class ClassificationTask(HoldsFrozenParts, pl.LightningModule):
             self.model.pretrained_cfg = {**self.model.pretrained_cfg, "mean": tuple(self.cfg.mean),
                                          "std": tuple(self.cfg.std)}
         self.normalize = ImageNormalize.from_cfg(self.model.pretrained_cfg)
-        if self.cfg.freeze_backbone:
+        if self.cfg.optim.freeze_backbone:
             for p in self.backbone_parameters():
                 p.requires_grad_(False)
         n = self.cfg.num_classes
@@ -241,11 +232,11 @@ class ClassificationTask(HoldsFrozenParts, pl.LightningModule):
         return [p for p in self.model.parameters() if id(p) not in head]
 
     def hold_frozen_parts(self) -> None:
-        if self.cfg.freeze_backbone:
+        if self.cfg.optim.freeze_backbone:
             # Feature extraction: the backbone's BatchNorm statistics stay those of the pretrained weights.
             self.model.eval()
             self.model.get_classifier().train()
-        elif self.cfg.freeze_bn:
+        elif self.cfg.optim.freeze_bn:
             hold_batch_norm(self.model)
 
     # ------------------------------------------------------------------------------------------------ steps
@@ -284,18 +275,12 @@ class ClassificationTask(HoldsFrozenParts, pl.LightningModule):
             metric.reset()
 
     # ------------------------------------------------------------------------------------------- optimiser
-    def configure_optimizers(self):
-        cfg = self.cfg
-        groups = param_groups([(self.backbone_parameters(), cfg.backbone_lr_mult), (self.head_parameters(), 1.0)],
-                              cfg.lr, cfg.weight_decay)
-        optimizer = build_optimizer(groups, cfg.optimizer, cfg.lr, cfg.momentum)
-        return build_schedule(optimizer, cfg.scheduler, total_steps=self.trainer.estimated_stepping_batches,
-                              epochs=cfg.epochs, warmup_epochs=cfg.warmup_epochs, step_size=cfg.step_size,
-                              lr_steps=cfg.lr_steps)
+    def optimizer_parts(self):
+        return [(self.backbone_parameters(), self.cfg.optim.backbone_lr_mult), (self.head_parameters(), 1.0)]
 
 
 def _plain_config(cfg: ClassifyConfig) -> dict:
-    d = asdict(cfg)
+    d = flat_config(cfg)
     d["class_names"] = list(cfg.class_names)
     return d
 

@@ -4,7 +4,6 @@ With ``--labels-per-class`` the labelled set is a seeded balanced subset; ``--un
 unlabelled stream; ``--teacher`` distils. ``noisy_student`` calls ``_train`` with pseudo-labelled images to add."""
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -21,15 +20,16 @@ from backbonekit.io.images import report_skipped
 from backbonekit.models.registry import default_cfg
 from backbonekit.training import train_args
 from backbonekit.training.engine import FitResult
+from backbonekit.training.settings import TrainSettings
 from backbonekit.training.task_spec import get_task
 from backbonekit.training.train_routine import TrainPlan, train_task
 
 
-def train_classifier(args: argparse.Namespace) -> FitResult:
+def train_classifier(args: TrainSettings) -> FitResult:
     return _train(args)
 
 
-def labelled_split(args: argparse.Namespace, data: ClassificationData) -> tuple[Dataset, object]:
+def labelled_split(args: TrainSettings, data: ClassificationData) -> tuple[Dataset, object]:
     """The labelled training set (all of it, or ``--labels-per-class`` of each class) and the indices left out."""
     per_class = getattr(args, "labels_per_class", None)
     if not per_class:
@@ -38,7 +38,7 @@ def labelled_split(args: argparse.Namespace, data: ClassificationData) -> tuple[
     return Subset(data.train, chosen.tolist()), rest
 
 
-def load_data(args: argparse.Namespace, image_size: int) -> ClassificationData:
+def load_data(args: TrainSettings, image_size: int) -> ClassificationData:
     data = build_classification_data(args.data, image_size=image_size, augment=args.augment,
                                      val_ratio=args.val_ratio, seed=args.seed, skip_bad_images=args.skip_bad_images,
                                      crop_padding=getattr(args, "crop_padding", None),
@@ -47,18 +47,18 @@ def load_data(args: argparse.Namespace, image_size: int) -> ClassificationData:
     return data
 
 
-def _train(args: argparse.Namespace, *, extra_train: Callable[[ClassificationData, int], Dataset] | None = None,
+def _train(args: TrainSettings, *, extra_train: Callable[[ClassificationData, int], Dataset] | None = None,
            labelled_wrap: Callable[[Dataset, int], Dataset] | None = None, run_task: str = "classify",
            extra_hparams: dict | None = None) -> FitResult:
     """One training run. ``extra_train(data, image_size)`` → images added to the labelled ones (Noisy Student's
     pseudo-labelled set), ``labelled_wrap(labelled, num_classes)`` adapts the labelled set to them (soft targets);
     ``run_task`` is the folder under ``--out`` the run goes to."""
-    def plan(a: argparse.Namespace) -> TrainPlan:
+    def plan(a: TrainSettings) -> TrainPlan:
         return plan_classification(a, extra_train, labelled_wrap, extra_hparams)
     return train_task(args, get_task("classify"), plan, _finish, run_task=run_task)
 
 
-def plan_classification(args: argparse.Namespace, extra_train=None, labelled_wrap=None,
+def plan_classification(args: TrainSettings, extra_train=None, labelled_wrap=None,
                         extra_hparams: dict | None = None) -> TrainPlan:
     defaults = default_cfg(args.model)  # an unknown name fails here, before any data is read
     image_size = train_args.image_size(args.image_size, defaults["input_size"][-1], "classify", square=True)
@@ -72,10 +72,7 @@ def plan_classification(args: argparse.Namespace, extra_train=None, labelled_wra
         raise ConfigError("--semi does not combine with --cutmix/--mixup (the unlabelled loss takes hard labels)")
     lr = args.lr if args.lr is not None else (0.1 if args.optimizer == "sgd" else 1e-3)
     config = dict(model=args.model, num_classes=len(data.class_names), class_names=data.class_names,
-                  pretrained=args.pretrained, image_size=image_size, optimizer=args.optimizer, lr=lr, weight_decay=args.weight_decay,
-                  scheduler=args.scheduler, warmup_epochs=args.warmup_epochs, step_size=args.step_size,
-                  lr_steps=args.lr_steps, epochs=args.epochs, freeze_backbone=args.freeze_backbone,
-                  freeze_bn=args.freeze_bn, backbone_lr_mult=train_args.backbone_lr_mult(args),
+                  pretrained=args.pretrained, image_size=image_size, **args.optim_config(lr=lr),
                   label_smoothing=args.label_smoothing, drop_rate=args.drop_rate, drop_path_rate=args.drop_path_rate,
                   stem=getattr(args, "stem", "imagenet"))
     if getattr(args, "normalize", "model") == "data":

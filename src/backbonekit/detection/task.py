@@ -9,7 +9,7 @@ positives, as the official evaluations treat them.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -27,10 +27,12 @@ from backbonekit.nn.groupnorm import batch_norm_to_group_norm
 from backbonekit.nn.normalize import ImageNormalize
 from backbonekit.nn.batchnorm import hold_module, reestimate_batch_norm
 from backbonekit.training.frozen_parts import HoldsFrozenParts
-from backbonekit.training.optim import build_optimizer, build_schedule, check_choices, param_groups
+from backbonekit.training.optim import Optimises
+from backbonekit.training.settings import OptimSettings, flat_config, nest_optim
 from backbonekit.training.task_io import load_task
 
 TASK = "detect"
+DEFAULT_OPTIM = OptimSettings(epochs=50)
 
 
 @dataclass
@@ -44,19 +46,8 @@ class DetectConfig:
     pretrained: str | None = None             # detector weights (ours or effdet's)
     pretrained_backbone: str | None = None    # backbone weights (torchvision, timm, lukemelas, ours)
     image_size: tuple[int, int] = (512, 512)  # (H, W) the network sees
-    optimizer: str = "adamw"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    scheduler: str = "cosine"
-    warmup_epochs: float = 1.0
-    step_size: int = 30
-    lr_steps: list[float] | None = None
-    plateau_patience: int = 3
-    epochs: int = 50
-    backbone_lr_mult: float = 1.0
-    frozen_bn: bool = False
-    freeze_backbone: bool = False              # train the BiFPN and heads only (backbone in eval mode, no gradients)
+    # freeze_backbone: the BiFPN and heads train only (backbone in eval mode, no gradients)
+    optim: OptimSettings = field(default_factory=lambda: replace(DEFAULT_OPTIM))
     norm: str = "batch"                        # batch | group: GroupNorm in place of every BatchNorm (from scratch)
     drop_path_rate: float | None = None        # stochastic depth of the default backbone (None: effdet's 0.2)
     bn_momentum: float | None = 0.1            # None keeps effdet's 0.01, tuned for 300k-step schedules
@@ -69,11 +60,10 @@ class DetectConfig:
     max_detections: int = 100
 
 
-class DetectionTask(HoldsFrozenParts, pl.LightningModule):
+class DetectionTask(Optimises, HoldsFrozenParts, pl.LightningModule):
     def __init__(self, **config):
         super().__init__()
-        self.cfg = DetectConfig(**config)
-        check_choices(self.cfg.optimizer, self.cfg.scheduler)
+        self.cfg = DetectConfig(**nest_optim(config, DEFAULT_OPTIM))
         self.save_hyperparameters(plain_config(self.cfg))  # plain types: the checkpoint loads with weights_only
         self.model = build_detector(self.cfg, pretrained=True)
         if self.cfg.bn_momentum is not None:
@@ -90,7 +80,7 @@ class DetectionTask(HoldsFrozenParts, pl.LightningModule):
         self.last_result: dict = {}
 
     def hold_frozen_parts(self) -> None:
-        if self.cfg.freeze_backbone:
+        if self.cfg.optim.freeze_backbone:
             hold_module(self.model.backbone)
 
     # ------------------------------------------------------------------------------------------------ model
@@ -123,7 +113,7 @@ class DetectionTask(HoldsFrozenParts, pl.LightningModule):
         more batches of the same size (the usual "precise BN") reproduces the same bias; larger batches shrink it
         (validation loss of a swinging epoch: 10977 with the running averages, 704 re-estimated from batches of 8,
         1.2 from batches of 64)."""
-        held = set(self.model.backbone.modules()) if self.cfg.freeze_backbone else set()  # kept as loaded
+        held = set(self.model.backbone.modules()) if self.cfg.optim.freeze_backbone else set()  # kept as loaded
         was_training = self.training
         self.eval()
         try:
@@ -208,23 +198,11 @@ class DetectionTask(HoldsFrozenParts, pl.LightningModule):
             self.log(f"val/{key}", value if value < 0 else 100 * value, prog_bar=bar)
         self.last_result = per_class_ap(result, self.cfg.class_names)
 
-    # ------------------------------------------------------------------------------------------- optimiser
-    def configure_optimizers(self):
-        cfg = self.cfg
-        backbone = list(self.model.backbone.parameters())
-        ids = {id(p) for p in backbone}
-        rest = [p for p in self.model.parameters() if id(p) not in ids]
-        groups = param_groups([(backbone, cfg.backbone_lr_mult), (rest, 1.0)], cfg.lr, cfg.weight_decay)
-        optimizer = build_optimizer(groups, cfg.optimizer, cfg.lr, cfg.momentum)
-        return build_schedule(optimizer, cfg.scheduler, total_steps=self.trainer.estimated_stepping_batches,
-                              epochs=cfg.epochs, warmup_epochs=cfg.warmup_epochs, step_size=cfg.step_size,
-                              lr_steps=cfg.lr_steps, plateau_patience=cfg.plateau_patience)
-
 
 def build_detector(cfg: DetectConfig, pretrained: bool = False) -> torch.nn.Module:
     """The configured detector; with ``pretrained`` the configured weight files are loaded (training starts from
     them), without it the architecture only (a checkpoint's weights follow)."""
-    kwargs = dict(num_classes=cfg.num_classes, image_size=tuple(cfg.image_size), frozen_bn=cfg.frozen_bn)
+    kwargs = dict(num_classes=cfg.num_classes, image_size=tuple(cfg.image_size), frozen_bn=cfg.optim.freeze_bn)
     if cfg.backbone:
         kwargs["backbone"] = cfg.backbone
     if cfg.drop_path_rate is not None:
@@ -233,8 +211,8 @@ def build_detector(cfg: DetectConfig, pretrained: bool = False) -> torch.nn.Modu
         kwargs["pretrained_backbone"] = cfg.pretrained_backbone
     model = create_model(cfg.model, pretrained=cfg.pretrained if pretrained else None, **kwargs)
     if cfg.norm == "group":
-        if cfg.frozen_bn:
-            raise ConfigError("frozen_bn freezes the backbone's BatchNorm; with norm='group' there is none left")
+        if cfg.optim.freeze_bn:
+            raise ConfigError("freeze_bn freezes the backbone's BatchNorm; with norm='group' there is none left")
         batch_norm_to_group_norm(model)
     elif cfg.norm != "batch":
         raise ConfigError(f"norm must be batch or group, got {cfg.norm!r}")
@@ -266,7 +244,7 @@ def per_class_ap(result: dict, class_names: list[str]) -> dict:
 
 
 def plain_config(cfg: DetectConfig) -> dict:
-    d = asdict(cfg)
+    d = flat_config(cfg)
     for key in ("class_names", "category_ids", "image_size"):
         d[key] = list(d[key])
     return d

@@ -2,7 +2,6 @@
 is scored on the validation split (COCO mAP, KITTI AP on KITTI data, PR curves, predicted vs true boxes)."""
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
@@ -14,6 +13,7 @@ from backbonekit.io.images import report_skipped
 from backbonekit.models.registry import default_cfg
 from backbonekit.training import train_args
 from backbonekit.training.engine import FitResult
+from backbonekit.training.settings import TrainSettings
 from backbonekit.training.task_spec import get_task
 from backbonekit.training.train_routine import TrainPlan, train_task
 
@@ -22,18 +22,18 @@ from backbonekit.training.train_routine import TrainPlan, train_task
 EPOCH_COLUMNS = ("train/loss", "train/cls_loss", "train/box_loss", "val/loss", "val/map", "val/map_50", "val/map_75")
 
 
-def train_detector(args: argparse.Namespace) -> FitResult:
+def train_detector(args: TrainSettings) -> FitResult:
     return train_task(args, get_task("detect"), plan_detection, finish_run)
 
 
-def norm_choice(args: argparse.Namespace) -> str:
+def norm_choice(args: TrainSettings) -> str:
     """``--norm auto``: GroupNorm from random initialisation, BatchNorm when pretrained weights carry their own."""
     if args.norm != "auto":
         return args.norm
     return "batch" if (args.pretrained or args.pretrained_backbone) else "group"
 
 
-def plan_detection(args: argparse.Namespace) -> TrainPlan:
+def plan_detection(args: TrainSettings) -> TrainPlan:
     defaults = default_cfg(args.model)  # an unknown name fails here, before any data is read
     if defaults["task"] != "detect":
         raise ConfigError(f"--model must be a detector (efficientdet_d0 … efficientdet_d7), got {args.model!r}")
@@ -51,10 +51,7 @@ def plan_detection(args: argparse.Namespace) -> TrainPlan:
     config = dict(model=args.model, num_classes=len(data.class_names), class_names=data.class_names,
                   category_ids=data.category_ids, backbone=args.backbone, pretrained=args.pretrained,
                   pretrained_backbone=args.pretrained_backbone, image_size=list(image_size),
-                  optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, scheduler=args.scheduler,
-                  warmup_epochs=args.warmup_epochs, step_size=args.step_size, lr_steps=args.lr_steps,
-                  epochs=args.epochs, backbone_lr_mult=train_args.backbone_lr_mult(args), frozen_bn=args.freeze_bn,
-                  freeze_backbone=args.freeze_backbone, norm=norm_choice(args), drop_path_rate=args.drop_path_rate,
+                  **args.optim_config(), norm=norm_choice(args), drop_path_rate=args.drop_path_rate,
                   precise_bn_images=args.precise_bn_images, precise_bn_batch=args.precise_bn_batch)
     return TrainPlan(config, data.train, data.val, monitor="val/map",
                      log_keys=EPOCH_COLUMNS, collate_fn=collate,

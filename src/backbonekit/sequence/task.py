@@ -5,7 +5,7 @@ Images enter as uint8 (or 0–1 floats) and are normalised inside with the model
 ``forward(images)`` decodes the edit sequences, ``load(path)`` rebuilds a trained task."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -19,12 +19,15 @@ from backbonekit.nn.normalize import ImageNormalize
 from backbonekit.sequence.metrics import SequenceAccuracy
 from backbonekit.nn.batchnorm import hold_batch_norm, hold_module
 from backbonekit.training.frozen_parts import HoldsFrozenParts
-from backbonekit.training.optim import build_optimizer, build_schedule
+from backbonekit.training.optim import Optimises
+from backbonekit.training.settings import OptimSettings, flat_config, nest_optim
 from backbonekit.training.task_io import load_task
 
 TASK = "sequence"
 
 OFFICIAL_EPOCHS, OFFICIAL_WARMUP, OFFICIAL_STEPS = 170, 20, (70, 120)
+# The official recipe: AdamW 1e-3 (the backbone 1e-4), weight decay 1e-4, warm-up then ×0.1 steps.
+DEFAULT_OPTIM = OptimSettings(backbone_lr_mult=0.1, scheduler="step", warmup_epochs=None, epochs=OFFICIAL_EPOCHS)
 
 
 @dataclass
@@ -34,31 +37,25 @@ class SequenceConfig:
     subset: str = "facial_components"
     pretrained_backbone: str | None = None
     image_size: int = 256
-    lr: float = 1e-3
-    backbone_lr: float = 1e-4
-    weight_decay: float = 1e-4
-    epochs: int = OFFICIAL_EPOCHS
-    warmup_epochs: float | None = None        # None: the official 20 of 170, scaled to ``epochs``
-    lr_steps: list[float] | None = None       # None: the official 70 and 120 of 170, scaled to ``epochs``
-    optimizer: str = "adamw"
-    scheduler: str = "step"                   # the official warm-up and steps; any of training.optim's
-    step_size: int = 30
-    freeze_backbone: bool = False
-    freeze_bn: bool = False
+    # Warm-up and lr steps left None: the official 20 and 70, 120 of 170 epochs, scaled to ``epochs``.
+    optim: OptimSettings = field(default_factory=lambda: replace(DEFAULT_OPTIM))
     extra: dict = field(default_factory=dict)  # further seqfakeformer(...) keywords (out_index, dilation, …)
 
     def schedule(self) -> tuple[float, list[float]]:
-        ratio = self.epochs / OFFICIAL_EPOCHS
-        warmup = OFFICIAL_WARMUP * ratio if self.warmup_epochs is None else self.warmup_epochs
-        steps = [s * ratio for s in OFFICIAL_STEPS] if self.lr_steps is None else list(self.lr_steps)
+        o = self.optim
+        ratio = o.epochs / OFFICIAL_EPOCHS
+        warmup = OFFICIAL_WARMUP * ratio if o.warmup_epochs is None else o.warmup_epochs
+        steps = [s * ratio for s in OFFICIAL_STEPS] if o.lr_steps is None else list(o.lr_steps)
         return warmup, steps
 
 
-class SequenceTask(HoldsFrozenParts, pl.LightningModule):
+class SequenceTask(Optimises, HoldsFrozenParts, pl.LightningModule):
+    decay_norms = True  # the official recipe decays every weight (norms and biases too)
+
     def __init__(self, **config):
         super().__init__()
-        self.cfg = SequenceConfig(**config)
-        self.save_hyperparameters(asdict(self.cfg))  # plain types: the checkpoint loads with weights_only
+        self.cfg = SequenceConfig(**nest_optim(config, DEFAULT_OPTIM))
+        self.save_hyperparameters(flat_config(self.cfg))  # plain types: the checkpoint loads with weights_only
         self.model = create_model("seqfakeformer", backbone=self.cfg.backbone,
                                   pretrained_backbone=self.cfg.pretrained_backbone, **self.cfg.extra)
         self.normalize = ImageNormalize.from_cfg(self.model.pretrained_cfg)
@@ -103,24 +100,20 @@ class SequenceTask(HoldsFrozenParts, pl.LightningModule):
         self.val_metric.reset()
 
     def hold_frozen_parts(self) -> None:
-        if self.cfg.freeze_backbone:
+        if self.cfg.optim.freeze_backbone:
             hold_module(self.model.backbone)
-        elif self.cfg.freeze_bn:
+        elif self.cfg.optim.freeze_bn:
             hold_batch_norm(self.model.backbone)
 
-    def configure_optimizers(self):
-        cfg = self.cfg
-        self.hold_frozen_parts()
-        backbone = [p for p in self.model.backbone.parameters() if p.requires_grad]
-        ids = {id(p) for p in self.model.backbone.parameters()}
-        rest = [p for p in self.model.parameters() if id(p) not in ids and p.requires_grad]
-        # The official recipe decays every weight (norms and biases too).
-        groups = [{"params": rest, "lr": cfg.lr, "weight_decay": cfg.weight_decay},
-                  {"params": backbone, "lr": cfg.backbone_lr, "weight_decay": cfg.weight_decay}]
-        optimizer = build_optimizer([g for g in groups if g["params"]], cfg.optimizer, cfg.lr)
-        warmup, milestones = cfg.schedule()
-        return build_schedule(optimizer, cfg.scheduler, total_steps=self.trainer.estimated_stepping_batches,
-                              epochs=cfg.epochs, warmup_epochs=warmup, step_size=cfg.step_size, lr_steps=milestones)
+    def optimizer_parts(self):
+        self.hold_frozen_parts()  # a frozen backbone's parameters lose their gradients before the groups are made
+        backbone = list(self.model.backbone.parameters())
+        ids = {id(p) for p in backbone}
+        return [([p for p in self.model.parameters() if id(p) not in ids], 1.0),
+                (backbone, self.cfg.optim.backbone_lr_mult)]
+
+    def schedule_epochs(self) -> tuple[float, list[float]]:
+        return self.cfg.schedule()
 
 
 class BestAdaptive(ModelCheckpoint):

@@ -2,7 +2,6 @@
 Adaptive kept apart); then the best checkpoint is scored on the validation split."""
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
@@ -12,15 +11,16 @@ from backbonekit.sequence.evaluate import evaluate_task, format_report, write_me
 from backbonekit.sequence.task import BestAdaptive
 from backbonekit.training import train_args
 from backbonekit.training.engine import FitResult
+from backbonekit.training.settings import TrainSettings
 from backbonekit.training.task_spec import get_task
 from backbonekit.training.train_routine import TrainPlan, train_task
 
 
-def train_sequence(args: argparse.Namespace) -> FitResult:
+def train_sequence(args: TrainSettings) -> FitResult:
     return train_task(args, get_task("sequence"), plan_sequence, finish_run)
 
 
-def plan_sequence(args: argparse.Namespace) -> TrainPlan:
+def plan_sequence(args: TrainSettings) -> TrainPlan:
     default_cfg(args.backbone)  # an unknown name fails here, before any data is read
     splits = {}
     image_size = train_args.image_size(args.image_size, 256, "sequence", square=True)
@@ -29,11 +29,7 @@ def plan_sequence(args: argparse.Namespace) -> TrainPlan:
                                            skip_missing=args.skip_bad_images)
         splits[split].report_skipped()
     config = dict(backbone=args.backbone, subset=args.subset, pretrained_backbone=args.pretrained_backbone,
-                  image_size=image_size, optimizer=args.optimizer, lr=args.lr,
-                  backbone_lr=args.lr * train_args.backbone_lr_mult(args), weight_decay=args.weight_decay,
-                  epochs=args.epochs, scheduler=args.scheduler, warmup_epochs=args.warmup_epochs,
-                  lr_steps=args.lr_steps, step_size=args.step_size, freeze_backbone=args.freeze_backbone,
-                  freeze_bn=args.freeze_bn)
+                  image_size=image_size, **args.optim_config())
     return TrainPlan(config, splits["train"], splits["val"], monitor="val/fixed_acc",
                      log_keys=("train/loss", "val/loss", "val/adaptive_acc"), callbacks=(BestAdaptive(),),
                      data={"root": str(args.data), "subset": args.subset, "train": len(splits["train"]),

@@ -8,26 +8,48 @@ from typing import Iterable
 import torch
 import torch.nn as nn
 
-from backbonekit.errors import ConfigError
-
-OPTIMIZERS = ("sgd", "adamw")
-SCHEDULERS = ("cosine", "plateau", "step", "none")
 FUSED_DEVICES = ("cpu", "cuda")  # where torch has fused SGD and AdamW kernels for every floating dtype
 
-
-def check_choices(optimizer: str, scheduler: str) -> None:
-    if optimizer not in OPTIMIZERS:
-        raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
-    if scheduler not in SCHEDULERS:
-        raise ConfigError(f"--scheduler must be one of {', '.join(SCHEDULERS)}, got {scheduler!r}")
+Parts = list[tuple[Iterable[nn.Parameter], float]]  # (parameters, lr multiplier)
 
 
-def param_groups(parts: Iterable[tuple[Iterable[nn.Parameter], float]], lr: float, weight_decay: float) -> list[dict]:
+class Optimises:
+    """LightningModule mixin: the one ``configure_optimizers`` of every task, from the ``OptimSettings`` its
+    configuration embeds (``self.cfg.optim``). A task says which parameters get which learning rate
+    (``optimizer_parts``) and, if it has its own rule for unset ones, the warm-up and steps (``schedule_epochs``)."""
+
+    decay_norms = False  # weight decay on norms and biases too (SeqDeepFake's official recipe does)
+
+    def optimizer_parts(self) -> Parts:
+        """The backbone at ``backbone_lr_mult`` × lr, the rest at lr."""
+        backbone = list(self.model.backbone.parameters())
+        ids = {id(p) for p in backbone}
+        return [(backbone, self.cfg.optim.backbone_lr_mult), ([p for p in self.model.parameters() if id(p) not in ids],
+                                                               1.0)]
+
+    def schedule_epochs(self) -> tuple[float, list[float] | None]:
+        """(warm-up epochs, the epochs of the ×0.1 steps) the schedule uses."""
+        return self.cfg.optim.warmup_epochs or 0.0, self.cfg.optim.lr_steps
+
+    def configure_optimizers(self):
+        o = self.cfg.optim
+        groups = param_groups(self.optimizer_parts(), o.lr, o.weight_decay, decay_norms=self.decay_norms)
+        optimizer = build_optimizer(groups, o.optimizer, o.lr, o.momentum)
+        warmup, lr_steps = self.schedule_epochs()
+        return build_schedule(optimizer, o.scheduler, total_steps=self.trainer.estimated_stepping_batches,
+                              epochs=o.epochs, warmup_epochs=warmup, step_size=o.step_size, lr_steps=lr_steps,
+                              plateau_patience=o.plateau_patience)
+
+
+def param_groups(parts: Parts, lr: float, weight_decay: float, decay_norms: bool = False) -> list[dict]:
     """Groups for ``(parameters, lr multiplier)`` parts, trainable parameters only; no weight decay on norms and
-    biases (shrinking them only fights the normalisation)."""
+    biases (shrinking them only fights the normalisation) unless ``decay_norms``."""
     groups = []
     for params, lr_mult in parts:
         params = [p for p in params if p.requires_grad]
+        if decay_norms:
+            groups.append({"params": params, "weight_decay": weight_decay, "lr": lr * lr_mult})
+            continue
         groups += [{"params": [p for p in params if p.ndim > 1], "weight_decay": weight_decay, "lr": lr * lr_mult},
                    {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0, "lr": lr * lr_mult}]
     return [g for g in groups if g["params"]]

@@ -14,7 +14,6 @@ rewritten.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -29,6 +28,7 @@ import yaml
 from backbonekit.errors import ConfigError
 from backbonekit.training.preflight import check_train_settings
 from backbonekit.training.run_dir import ENV_RUN_DIR
+from backbonekit.training.settings import TrainSettings
 
 RECORD = "run.yaml"
 SPLIT_DEFAULTS = {"val_ratio": 0.2, "seed": 0, "val_data": None}
@@ -42,10 +42,10 @@ PLACE = ("out", "name", "resume", "exist_ok", "config", "func", "command", "task
 PATH_SETTINGS = ("data", "val_data", "pretrained", "pretrained_backbone", "teacher", "unlabeled", "image_root")
 
 
-def settings_of(args: argparse.Namespace) -> dict:
+def settings_of(args: TrainSettings) -> dict:
     """Every setting of the command, paths that exist made absolute."""
     settings = {}
-    for key, value in vars(args).items():
+    for key, value in args.items().items():
         if key in PLACE or key.startswith("_"):
             continue
         if key in PATH_SETTINGS and isinstance(value, str) and Path(value).exists():
@@ -189,13 +189,13 @@ def write_record(run_dir: Path, command: str, settings: dict) -> None:
     tmp.replace(run_dir / RECORD)
 
 
-def restore(args: argparse.Namespace, run_dir: Path, record: dict, command: str) -> int:
+def restore(args: TrainSettings, run_dir: Path, record: dict, command: str) -> int:
     """Puts the recorded settings into ``args`` (typed flags checked against them); returns the target epochs."""
     if record.get("command") != command:
         raise ConfigError(f"--resume {run_dir}: a `{record.get('command')}` run, not `{command}`")
     recorded = record["settings"]
-    typed = getattr(args, "_explicit", set())
-    conflicts = differing(vars(args), recorded, typed - {"epochs"}, _resolved_settings(run_dir))
+    typed = args.explicit
+    conflicts = differing(args.items(), recorded, typed - {"epochs"}, _resolved_settings(run_dir))
     if conflicts:
         raise ConfigError(f"--resume {run_dir}: {conflicts}. A resumed run keeps its settings (only --epochs may be "
                           "raised); start a new run to change them")
@@ -228,8 +228,7 @@ def differing(settings: dict, recorded: dict, keys, resolved: dict | None = None
                      for k in keys)
 
 
-def start_training(args: argparse.Namespace, command: str, task_folder: str,
-                   train: Callable[[argparse.Namespace], int]) -> int:
+def start_training(args: TrainSettings, command: str, task_folder: str, train: Callable[[TrainSettings], int]) -> int:
     """Decides the run folder (new, or the resumed one), keeps the record, runs ``train(args)`` there."""
     if os.environ.get(ENV_RUN_DIR):  # a process started by DDP: rank 0 chose and recorded the run
         run_dir = Path(os.environ[ENV_RUN_DIR])
@@ -264,7 +263,7 @@ def start_training(args: argparse.Namespace, command: str, task_folder: str,
     return _train_in(args, run_dir, command, train, created, new_parents)
 
 
-def _train_new(args: argparse.Namespace, run_dir: Path, command: str, train: Callable) -> int:
+def _train_new(args: TrainSettings, run_dir: Path, command: str, train: Callable) -> int:
     created = not run_dir.exists()
     new_parents = [p for p in run_dir.parents if not p.exists()]
     try:
@@ -276,9 +275,11 @@ def _train_new(args: argparse.Namespace, run_dir: Path, command: str, train: Cal
     return _train_in(args, run_dir, command, train, created, new_parents)
 
 
-def _train_in(args: argparse.Namespace, run_dir: Path, command: str, train: Callable, created: bool,
+def _train_in(args: TrainSettings, run_dir: Path, command: str, train: Callable, created: bool,
               new_parents: list[Path]) -> int:
     os.environ[ENV_RUN_DIR] = str(run_dir)
+    for started in _watchers:
+        started.append(run_dir)
     try:
         return train(args)
     except BaseException as e:
@@ -295,6 +296,21 @@ def _train_in(args: argparse.Namespace, run_dir: Path, command: str, train: Call
         raise
     finally:
         os.environ.pop(ENV_RUN_DIR, None)
+
+
+_watchers: list[list[Path]] = []
+
+
+@contextmanager
+def runs_started():
+    """The run folders that training started in while inside (a list that fills as runs start): how the Python API
+    learns where the command it ran trained, the folder being chosen exactly as the command line chooses it."""
+    started: list[Path] = []
+    _watchers.append(started)
+    try:
+        yield started
+    finally:
+        _watchers.remove(started)
 
 
 def interrupted_at_once(run_dir: Path, command: str, removed: bool) -> str:

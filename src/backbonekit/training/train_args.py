@@ -115,14 +115,3 @@ def check_image_size(values: list[int] | None) -> None:
     if values is not None and (not 1 <= len(values) <= 2 or min(values) < 8):
         raise ConfigError(f"--image-size takes one size or H W of at least 8 pixels, got {' '.join(map(str, values))}")
 
-
-def backbone_lr_mult(args: argparse.Namespace) -> float:
-    """The multiplier, from ``--backbone-lr-mult`` or an old absolute ``--backbone-lr``."""
-    old = getattr(args, "backbone_lr", None)
-    if old is not None:
-        return old / args.lr
-    return args.backbone_lr_mult
-
-
-def clip(args: argparse.Namespace) -> float | None:
-    return args.clip_grad if args.clip_grad and args.clip_grad > 0 else None

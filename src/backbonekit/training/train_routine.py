@@ -7,19 +7,17 @@ around this.
 """
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, field
 from typing import Callable
 
 import lightning.pytorch as pl
 from torch.utils.data import Dataset
 
-from backbonekit.training import train_args
 from backbonekit.training.autobatch import batch_size_scope, resolve_batch_size
 from backbonekit.training.autobatch_step import AUTOBATCH_STEP, autobatch_recipe
 from backbonekit.training.engine import EngineConfig, FitResult, fit
 from backbonekit.training.loaders import make_loaders
-from backbonekit.training.run_args import engine_options
+from backbonekit.training.settings import TrainSettings
 from backbonekit.training.task_io import save_task_weights
 from backbonekit.training.task_spec import TaskSpec
 
@@ -44,7 +42,7 @@ class TrainPlan:
 Finish = Callable[[FitResult, object, int, TrainPlan], None]  # (the fit, the best checkpoint's task, batch size, plan)
 
 
-def train_task(args: argparse.Namespace, spec: TaskSpec, plan: Callable[[argparse.Namespace], TrainPlan],
+def train_task(args: TrainSettings, spec: TaskSpec, plan: Callable[[TrainSettings], TrainPlan],
                finish: Finish | None = None, run_task: str | None = None) -> FitResult:
     """Trains ``spec``'s task on ``plan(args)`` (seeded first, so data splits and weights repeat)."""
     with batch_size_scope():
@@ -57,7 +55,7 @@ def train_task(args: argparse.Namespace, spec: TaskSpec, plan: Callable[[argpars
         train_loader, val_loader = make_loaders(p.train_set, p.val_set, batch_size, workers=args.workers,
                                                 collate_fn=p.collate_fn, mixing=p.mixing)
         engine = EngineConfig(task=run_task or spec.name, epochs=args.epochs, monitor=p.monitor, mode=p.mode,
-                              log_keys=p.log_keys, gradient_clip_val=train_args.clip(args), **engine_options(args))
+                              log_keys=p.log_keys, gradient_clip_val=args.gradient_clip(), **args.engine_options())
         hparams = {"task": {k: v for k, v in p.config.items() if k != "class_names"},
                    **({"class_names": p.config["class_names"]} if "class_names" in p.config else {}),
                    "data": {**p.data, "batch_size": batch_size}, **p.hparams}
