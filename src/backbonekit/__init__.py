@@ -8,6 +8,13 @@ from __future__ import annotations
 import importlib
 
 _PUBLIC = {
+    # The commands as functions (backbonekit.api): the same options, defaults, checks and run record.
+    "train": "backbonekit.api",
+    "evaluate": "backbonekit.api",
+    "predict": "backbonekit.api",
+    "export": "backbonekit.api",
+    "explain": "backbonekit.api",
+    "Run": "backbonekit.api",
     "Backbone": "backbonekit.models.backbone",
     "create_backbone": "backbonekit.models.backbone",
     "create_model": "backbonekit.models.registry",
