@@ -42,13 +42,13 @@ def test_train_eval_predict_image_folder(image_folder, tmp_path, capsys):
 
     assert main(["eval", "classify", "--checkpoint", str(run / "best.ckpt"), "--data", str(image_folder),
                  "--val-ratio", "0.34"]) == 0
-    result = json.loads((run / "eval" / "metrics.json").read_text())
+    result = json.loads((run / "eval" / "val" / "metrics.json").read_text())
     assert set(result["per_class"]) == {"cat", "dog", "fox"} and result["images"] == 7
     assert result["top1"] == pytest.approx(metrics["best"]["val/top1"], abs=1e-6)  # same split, same weights
     capsys.readouterr()
 
     assert main(["predict", "classify", "--checkpoint", str(run / "best.safetensors"),
-                 str(image_folder / "dog"), "--top-k", "2", "--json"]) == 0
+                 str(image_folder / "dog"), "--top-k", "2", "--format", "json", "--out", "-"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(lines) == 6 and all(len(r["top"]) == 2 for r in lines)
     assert all(r["top"][0][1] >= r["top"][1][1] for r in lines)

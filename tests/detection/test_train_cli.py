@@ -61,15 +61,15 @@ def test_eval_checkpoint_scores_the_runs_validation_split(coco_run, coco_shapes,
     assert main(["eval", "detect", "--checkpoint", str(coco_run / "best.ckpt"), "--data", str(coco_shapes)]) == 0
     out = capsys.readouterr().out
     assert "mAP@[.5:.95]" in out
-    metrics = json.loads((coco_run / "eval" / "metrics.json").read_text())
+    metrics = json.loads((coco_run / "eval" / "val" / "metrics.json").read_text())
     # The run's val split (20% of 14 images, seed 0) and the same detections as at the end of training.
     assert metrics["images"] == 3
     best = json.loads((coco_run / "metrics.json").read_text())["best_checkpoint_val"]["coco"]
     assert metrics["coco"]["mAP"] == pytest.approx(best["mAP"])
     # The written results rescore to the same figures through the --predictions path.
-    assert main(["eval", "detect", "--predictions", str(coco_run / "eval" / "predictions.json"),
-                 "--data", str(coco_run / "eval" / "ground_truth.json")]) == 0
-    rescored = json.loads((coco_run / "eval" / "predictions_metrics.json").read_text())
+    assert main(["eval", "detect", "--predictions", str(coco_run / "eval" / "val" / "predictions.json"),
+                 "--data", str(coco_run / "eval" / "val" / "ground_truth.json")]) == 0
+    rescored = json.loads((coco_run / "eval" / "val" / "predictions_metrics.json").read_text())
     assert rescored["mAP"] == pytest.approx(metrics["coco"]["mAP"])
 
 
@@ -87,7 +87,7 @@ def test_eval_checkpoint_scores_the_runs_val_data(coco_shapes, tmp_path, capsys)
     capsys.readouterr()
     assert main(["eval", "detect", "--checkpoint", str(out / "detect" / "v" / "best.ckpt")]) == 0
     assert "the run's validation data" in capsys.readouterr().out
-    assert json.loads((out / "detect" / "v" / "eval" / "metrics.json").read_text())["images"] == 14
+    assert json.loads((out / "detect" / "v" / "eval" / "val" / "metrics.json").read_text())["images"] == 14
 
 
 def test_predict_writes_pngs_kitti_files_and_coco_json(coco_run, coco_shapes, tmp_path, capsys):
@@ -120,7 +120,7 @@ def test_predict_skips_an_unreadable_image_and_streams_the_others(coco_run, coco
     shutil.copytree(coco_shapes / "images", images)
     (images / "000003.png").write_bytes(b"\x89PNG broken")
     argv = ["predict", "detect", "--checkpoint", str(coco_run / "best.ckpt"), str(images), "--out",
-            str(tmp_path / "p"), "--save", "coco", "--annotations", str(coco_shapes / "annotations.json"),
+            str(tmp_path / "p"), "--format", "coco", "--annotations", str(coco_shapes / "annotations.json"),
             "--score-threshold", "0"]
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -156,8 +156,8 @@ def test_kitti_training_reports_official_style_ap_and_result_files(kitti_shapes,
     assert len(results) == metrics["images"] == 3
     # The result files score to the same AP through `eval detect --predictions`.
     assert main(["eval", "detect", "--predictions", str(run / "val" / "kitti_results"), "--data",
-                 str(kitti_shapes), "--out", str(tmp_path / "m.json")]) == 0
-    rescored = json.loads((tmp_path / "m.json").read_text())
+                 str(kitti_shapes), "--out", str(tmp_path / "m")]) == 0
+    rescored = json.loads((tmp_path / "m" / "metrics.json").read_text())
     assert rescored["ap"] == metrics["kitti"]["ap"]
 
 

@@ -58,15 +58,15 @@ def test_train_eval_predict_end_to_end(synth_root, tmp_path, capsys):
     capsys.readouterr()
 
     assert main(["eval", "sequence", "--checkpoint", str(run / "best.ckpt"), "--split", "test",
-                 "--out", str(tmp_path / "ckpt.json")]) == 0  # the run's own data, from its record
+                 "--out", str(tmp_path / "ckpt")]) == 0  # the run's own data, from its record
     assert "Fixed-Acc" in capsys.readouterr().out
 
-    csv_path, grid = tmp_path / "pred.csv", tmp_path / "grid.png"
+    pred = tmp_path / "pred"
     assert main(["predict", "sequence", "--checkpoint", str(run / "best_adaptive.ckpt"), "--data", str(synth_root),
-                 "--csv", str(csv_path), "--grid", str(grid)]) == 0
-    assert "(true: " in capsys.readouterr().out and grid.stat().st_size > 1000
+                 "--out", str(pred), "--format", "csv", "png"]) == 0
+    assert "(true: " in capsys.readouterr().out and (pred / "predictions.png").stat().st_size > 1000
     # the written predictions, scored from the CSV, give exactly what the checkpoint evaluation gave
-    assert main(["eval", "sequence", "--predictions", str(csv_path), "--data", str(synth_root),
-                 "--out", str(tmp_path / "csv.json")]) == 0
-    a, b = (json.loads((tmp_path / n).read_text()) for n in ("ckpt.json", "csv.json"))
+    assert main(["eval", "sequence", "--predictions", str(pred / "predictions.csv"), "--data", str(synth_root),
+                 "--out", str(tmp_path / "csv")]) == 0
+    a, b = (json.loads((tmp_path / n / "metrics.json").read_text()) for n in ("ckpt", "csv"))
     assert (a["fixed_acc"], a["adaptive_acc"]) == (b["fixed_acc"], b["adaptive_acc"])

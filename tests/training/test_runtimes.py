@@ -65,9 +65,10 @@ def test_predict_runs_an_onnx_file_given_as_checkpoint_and_refuses_another_tasks
                  "--no-verify"]) == 0
     capsys.readouterr()
     folder = tiny_runs["data"]["classify"]
-    assert main(["predict", "classify", "--checkpoint", str(run / "best.ckpt"), str(folder), "--json"]) == 0
+    stdout = ["--format", "json", "--out", "-"]
+    assert main(["predict", "classify", "--checkpoint", str(run / "best.ckpt"), str(folder), *stdout]) == 0
     eager = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert main(["predict", "classify", "--checkpoint", str(tmp_path / "c.onnx"), str(folder), "--json"]) == 0
+    assert main(["predict", "classify", "--checkpoint", str(tmp_path / "c.onnx"), str(folder), *stdout]) == 0
     onnx = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["path"] for r in onnx] == [r["path"] for r in eager] and len(onnx) == 12
     assert [r["top"][0][0] for r in onnx] == [r["top"][0][0] for r in eager]
@@ -85,10 +86,9 @@ def test_eval_in_onnxruntime_scores_as_eager(task, tiny_runs, tmp_path, capsys):
     extra = ["--split", "val"] if task == "sequence" else []
     scores = {}
     for runtime in ("torch", "onnxruntime"):
-        out = tmp_path / runtime / "metrics.json" if task == "sequence" else tmp_path / runtime
+        out = tmp_path / runtime
         assert main(["eval", task, "--checkpoint", checkpoint, "--runtime", runtime, "--out", str(out), *extra]) == 0
-        path = out if task == "sequence" else out / "metrics.json"
-        scores[runtime] = json.loads(path.read_text())
+        scores[runtime] = json.loads((out / "metrics.json").read_text())
     capsys.readouterr()
     key = {"classify": ("top1",), "detect": ("coco", "mAP50"), "sequence": ("fixed_acc",)}[task]
     eager, onnx = scores["torch"], scores["onnxruntime"]
@@ -108,7 +108,7 @@ def test_openvino_classifier_fp32_by_default_and_bf16_opt_in_with_its_error(tiny
     bf16, _ = load_for_inference(checkpoint, get_task("classify"), runtime="openvino", precision="bf16")
     assert "OpenVINO bf16: outputs differ from fp32 by up to" in capsys.readouterr().err
     assert bf16(images).argmax(-1).shape == (3,)
-    with pytest.raises(Exception, match="--precision bf16 applies to --runtime openvino"):
+    with pytest.raises(Exception, match="--runtime-precision bf16 applies to --runtime openvino"):
         load_for_inference(checkpoint, get_task("classify"), runtime="onnxruntime", precision="bf16")
 
 

@@ -86,17 +86,18 @@ def test_freeze_backbone_holds_the_detector_backbone():
     assert all(p.requires_grad for n, p in task.model.named_parameters() if not n.startswith("backbone."))
 
 
-def test_eval_and_predict_take_a_device_and_refuse_a_missing_gpu(monkeypatch, tmp_path, capsys):
+def test_eval_and_predict_take_an_accelerator_and_refuse_a_missing_gpu(monkeypatch, tmp_path, capsys):
     from backbonekit.cli import main
     from backbonekit.training.inference import pick_device
 
     assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(ConfigError, match="no CUDA device"):
-        pick_device("cuda")
+    for name in ("cuda", "gpu"):  # gpu: train's --accelerator word
+        with pytest.raises(ConfigError, match=f"--accelerator {name}: no CUDA device"):
+            pick_device(name)
     for verb, task in (("eval", "classify"), ("predict", "detect"), ("predict", "sequence")):
         options = {s for a in subparser(build_parser(), [verb, task])._actions for s in a.option_strings}
-        assert "--device" in options
+        assert {"--accelerator", "--runtime-precision"} <= options
 
 
 def test_a_resumed_schedule_follows_the_raised_epochs_not_the_old_end():

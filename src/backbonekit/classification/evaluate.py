@@ -9,10 +9,11 @@ import torchmetrics
 from torch.utils.data import DataLoader
 
 from backbonekit.classification.data import build_classification_data
-from backbonekit.training.inference import load_for_inference, write_eval
+from backbonekit.training.inference import load_for_inference
 from backbonekit.training.task_spec import get_task
 from backbonekit.errors import ConfigError
 from backbonekit.io.images import report_skipped
+from backbonekit.io.output import eval_output, write_metrics
 from backbonekit.training.run_record import eval_source, recorded_settings
 
 
@@ -20,13 +21,17 @@ def evaluate_classifier(args: argparse.Namespace) -> dict:
     runtime = getattr(args, "runtime", "torch")
     if getattr(args, "compile", False) and runtime != "torch":
         raise ConfigError(f"--compile applies to --runtime torch, not {runtime}")
+    from backbonekit.classification.commands import EVAL_FORMATS
+
+    split = getattr(args, "split", "val")
+    output = eval_output(args, EVAL_FORMATS, Path(args.checkpoint).parent / "eval" / split)
     # A run's split refused before loading (another runtime exports the checkpoint into the run folder); without a
     # record, after it, so that an unreadable checkpoint is said first.
     def source_of():
         return eval_source(args.checkpoint, args.data, val_ratio=args.val_ratio, seed=args.seed)
     source = source_of() if recorded_settings(args.checkpoint) is not None else None
     trained, device = load_for_inference(args.checkpoint, get_task("classify"), getattr(args, "device", None), runtime,
-                                         getattr(args, "precision", "fp32"), args.batch_size)
+                                         getattr(args, "runtime_precision", "fp32"), args.batch_size)
     if getattr(args, "compile", False):
         trained.model.compile()
     class_names = list(trained.cfg.class_names)
@@ -35,7 +40,6 @@ def evaluate_classifier(args: argparse.Namespace) -> dict:
                                      val_ratio=source["val_ratio"], seed=source["seed"],
                                      skip_bad_images=args.skip_bad_images)
     report_skipped(data.skipped)
-    split = getattr(args, "split", "val")
     if split == "test" and data.test is None:
         raise ConfigError(f"--split test: {source['data']} has no test split apart from its validation data (the "
                           "MNIST family's IDX folders have one: the t10k files)")
@@ -68,11 +72,11 @@ def evaluate_classifier(args: argparse.Namespace) -> dict:
               "unit": "percent", "top1": 100 * top1.compute().item(), "top5": 100 * top5.compute().item(),
               "per_class": dict(zip(class_names, (100 * per_class.compute()).tolist())),
               "skipped_images": len(data.skipped)}
-    _print(result, write_eval(result, args.checkpoint, args.out))
+    _print(result, write_metrics(result, output))
     return result
 
 
-def _print(result: dict, path: Path) -> None:
+def _print(result: dict, written: list[Path]) -> None:
     from rich.table import Table
 
     from backbonekit.io.console import make_console
@@ -85,4 +89,4 @@ def _print(result: dict, path: Path) -> None:
         table.add_row(name, f"{acc:.2f}")
     console = make_console()
     console.print(table)
-    console.print(f"wrote {path}")
+    console.print(f"wrote {', '.join(map(str, written))}")

@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from backbonekit.explain.command import add_explain_arguments, cmd_explain
+from backbonekit.io.output import Formats, add_old_output_flag, add_output_arguments
 from backbonekit.training.run_args import add_device_argument, add_run_arguments, add_runtime_argument
 from backbonekit.training.train_args import (add_deprecated_arguments, add_input_arguments, add_optimization_arguments,
                                              add_skip_bad_argument, non_negative_int, open_fraction, positive_int,
                                              probability)
 
 DEFAULT_CLASSES = ("Car", "Pedestrian", "Cyclist")  # = kitti.DEFAULT_CLASSES; kept here so --help needs no torch
+
+# What eval and predict detect write (io/output.py: the grammar every task shares). predict's json is
+# detections.json: predictions.json is the COCO results file, here as in eval's folder.
+EVAL_FORMATS = Formats("eval")
+PREDICT_FORMATS = Formats("predict", {
+    "json": "detections.json, a list with an object an image: its path and boxes (class, score, x1 y1 x2 y2 in "
+            "the image's pixels)",
+    "csv": "predictions.csv, a row a box: path,class,score,x1,y1,x2,y2",
+    "png": "<image>.png, the image with its boxes",
+    "kitti": "kitti/<image>.txt, KITTI result files (16 fields)",
+    "coco": "predictions.json, COCO results (the image and category ids of the run's annotations)"},
+    default=("png", "kitti", "coco"), files={"json": "detections.json"})
+CSV_COLUMNS = ["path", "class", "score", "x1", "y1", "x2", "y2"]
 
 
 def synth_parsers(verbs: dict):
@@ -40,10 +53,10 @@ def add_commands(verbs: dict) -> None:
     p = verbs["predict"].add_parser("detect", help="boxes for images: PNGs with boxes, KITTI result files, COCO JSON")
     p.add_argument("--checkpoint", required=True, help="best.ckpt, last.ckpt or best.safetensors of a run")
     p.add_argument("paths", nargs="+", metavar="PATH", help="images or folders of images")
-    p.add_argument("--out", default="predictions", help="folder to write into")
+    add_output_arguments(p, PREDICT_FORMATS, "folder to write into; - prints the one text format asked for, a "
+                                             "line an image", out_default="predictions")
+    add_old_output_flag(p, "--save", "--format", choices=("png", "kitti", "coco"))
     p.add_argument("--score-threshold", type=probability, default=0.3, help="detections kept (drawn and written)")
-    p.add_argument("--save", nargs="+", choices=("png", "kitti", "coco"), default=["png", "kitti", "coco"],
-                   help="what to write: PNGs with boxes, KITTI result files (16 fields), COCO results JSON")
     p.add_argument("--annotations", nargs="+", metavar="JSON",
                    help="COCO annotation files whose image ids the COCO results use (default: the run's own COCO "
                         "--data and --val-data; images they do not name get their file stem)")
@@ -73,9 +86,10 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--placement", choices=("devkit", "recall"), default="devkit",
                    help="KITTI AP: precision samples placed as the devkit does (capped at (n-1)/40 with n < 40 "
                         "objects) or at the recall they reach")
-    p.add_argument("--out", help="--predictions: metrics JSON to write (default: metrics.json inside a result folder, "
-                                 "<name>_metrics.json beside a results JSON); --checkpoint: folder to write "
-                                 "(default: eval/ in the checkpoint's run folder)")
+    add_output_arguments(p, EVAL_FORMATS, "folder to write metrics.<format> into (--checkpoint: with the "
+                                          "detections, ground truth and plots); default --checkpoint: eval/<split>/ "
+                                          "in the run folder; --predictions: the result folder, or beside a results "
+                                          "JSON as <name>_metrics.json")
     add_device_argument(p)
     add_runtime_argument(p)
     p.set_defaults(func=cmd_eval)
@@ -157,21 +171,36 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from backbonekit.detection.predict import predict_images
+    from backbonekit.io.output import RowWriter, predict_output
+
+    output = predict_output(args, PREDICT_FORMATS)
+    rows = RowWriter(output, CSV_COLUMNS, csv_rows)
 
     def report(row: dict) -> None:
-        found = ", ".join(f"{name} {n}" for name, n in row["counts"].items()) or "nothing"
-        print(f"{row['path']}: {found}", flush=True)
+        rows.add(row)
+        if not output.to_stdout:  # there the rows themselves are the output
+            found = ", ".join(f"{name} {n}" for name, n in row["counts"].items()) or "nothing"
+            print(f"{row['path']}: {found}", flush=True)
 
-    summary = predict_images(args.checkpoint, args.paths, args.out, score_threshold=args.score_threshold,
-                             save=args.save, batch_size=args.batch_size, device=args.device,
+    own = [f for f in output.formats if f in ("png", "kitti", "coco")]
+    summary = predict_images(args.checkpoint, args.paths, output.folder, score_threshold=args.score_threshold,
+                             save=own, batch_size=args.batch_size, device=args.device,
                              annotations=args.annotations, skip_bad_images=args.skip_bad_images, on_image=report,
-                             runtime=args.runtime, precision=args.precision)
+                             runtime=args.runtime, precision=args.runtime_precision)
+    written = summary["written"] + [str(path) for path in rows.close()]
     for note in summary["notes"]:
-        print(f"note: {note}")
+        print(f"note: {note}", file=sys.stderr if output.to_stdout else sys.stdout)
     if summary["skipped"]:
         print(f"skipped {len(summary['skipped'])} unreadable image(s), named above", file=sys.stderr)
-    print(f"wrote {', '.join(summary['written'])} to {args.out}")
+    if written:
+        print(f"wrote {', '.join(written)} to {output.folder}")
     return 0
+
+
+def csv_rows(row: dict) -> list[dict]:
+    return [{"path": row["path"], "class": d["class"], "score": d["score"], **dict(zip(("x1", "y1", "x2", "y2"),
+                                                                                        d["box"]))}
+            for d in row["detections"]]
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -183,6 +212,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from backbonekit.io.output import eval_output, write_metrics
+
     if args.checkpoint:
         return cmd_eval_checkpoint(args)
     if args.data is None:
@@ -201,19 +232,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         result = {"format": "kitti", **evaluate_kitti_folders(predictions, args.data, args.classes,
                                                               args.recall_points, args.placement)}
-        out = Path(args.out) if args.out else predictions / "metrics.json"
+        output = eval_output(args, EVAL_FORMATS, predictions)
         report = format_kitti(result)
     else:
         from backbonekit.detection.coco import resolve_coco_json
         from backbonekit.detection.evaluate_coco import coco_in_percent, evaluate_coco
 
         result = {"format": "coco", **coco_in_percent(evaluate_coco(resolve_coco_json(args.data), predictions))}
-        out = Path(args.out) if args.out else predictions.with_name(predictions.stem + "_metrics.json")
+        output = eval_output(args, EVAL_FORMATS, predictions.parent, stem=f"{predictions.stem}_metrics")
         report = format_coco(result)
     print(report)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"metrics written to {out}")
+    print(f"metrics written to {', '.join(map(str, write_metrics(result, output)))}")
     return 0
 
 
@@ -233,26 +262,28 @@ def _check_formats_match(predictions: Path, data: str) -> None:
 def cmd_eval_checkpoint(args: argparse.Namespace) -> int:
     from backbonekit.detection.evaluate import evaluate_on
     from backbonekit.io.images import report_skipped
+    from backbonekit.io.output import eval_output, write_metrics
     from backbonekit.training.inference import load_for_inference
     from backbonekit.training.task_spec import get_task
 
-    task, _ = load_for_inference(args.checkpoint, get_task("detect"), args.device, args.runtime, args.precision,
-                                 args.batch_size)
-    dataset, what, skipped = _eval_dataset(args, task.cfg)
+    task, _ = load_for_inference(args.checkpoint, get_task("detect"), args.device, args.runtime,
+                                 args.runtime_precision, args.batch_size)
+    dataset, what, skipped, split = _eval_dataset(args, task.cfg)
+    output = eval_output(args, EVAL_FORMATS, Path(args.checkpoint).parent / "eval" / split)
     report_skipped(skipped)
     print(f"scoring {what}")
-    out = Path(args.out) if args.out else Path(args.checkpoint).parent / "eval"
-    metrics = evaluate_on(task, dataset, out, batch_size=args.batch_size)
+    metrics = evaluate_on(task, dataset, output.own_folder(), batch_size=args.batch_size, metrics_file=False)
     print(format_coco({"format": "coco", **metrics["coco"]}))
     if "kitti" in metrics:
         print(format_kitti({**metrics["kitti"], "num_images": metrics["images"]}))
-    print(f"metrics, predictions and plots written to {out}")
+    write_metrics(metrics, output)
+    print(f"metrics, predictions and plots written to {output.folder}")
     return 0
 
 
 def _eval_dataset(args: argparse.Namespace, cfg) -> tuple:
     """What ``eval detect --checkpoint`` scores (by default the run's own validation data, from its record), a line
-    saying what that is, and the images left out by --skip-bad-images."""
+    saying what that is, the images left out by --skip-bad-images, and the split (val or all)."""
     from backbonekit.detection.data import build_detection_data
     from backbonekit.errors import DataError
     from backbonekit.training.run_record import eval_source
@@ -269,13 +300,13 @@ def _eval_dataset(args: argparse.Namespace, cfg) -> tuple:
         raise DataError(f"{source['data']}: classes {data.class_names} differ from the checkpoint's {cfg.class_names}")
     if split == "all":
         dataset = _all_images(source["data"], data, cfg, image_root, args.skip_bad_images)
-        return dataset, f"all {len(dataset)} images of {source['data']}", dataset.skipped_images
+        return dataset, f"all {len(dataset)} images of {source['data']}", dataset.skipped_images, split
     if val_data:
         what = f"the run's validation data {val_data} ({len(data.val)} images)"
     else:
         what = (f"the validation split of {source['data']} (val-ratio {source['val_ratio']}, seed {source['seed']}; "
                 f"{len(data.val)} images)")
-    return data.val, what, data.val.skipped_images
+    return data.val, what, data.val.skipped_images, split
 
 
 def _kitti_classes(cfg, data) -> list[str] | None:

@@ -104,7 +104,7 @@ def _clip(box, size):
 
 
 def evaluate_on(task: DetectionTask, dataset, out_dir: str | Path, batch_size: int = 8, draw: int = 8,
-                workers: int = 0) -> dict:
+                workers: int = 0, metrics_file: bool = True) -> dict:
     """Score ``task`` on ``dataset``; writes ``metrics.json``, ``predictions.json`` (COCO results) with the
     ``ground_truth.json`` they were scored against, KITTI result
     files under ``kitti_results/`` (KITTI data), ``pr_curves.png`` and ``val_predictions.png`` into ``out_dir``."""
@@ -127,7 +127,8 @@ def evaluate_on(task: DetectionTask, dataset, out_dir: str | Path, batch_size: i
         for record, objects in zip(dataset.records, kitti_dets):
             write_kitti_file(folder / f"{record.label.stem}.txt", objects)
         metrics["kitti"] = evaluate_kitti([r.objects for r in dataset.records], kitti_dets, dataset.classes)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    if metrics_file:  # eval detect writes it (and metrics.csv) through the grammar of every eval (io/output.py)
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     plot_pr_curves(curves, coco["per_class_ap50"], out / "pr_curves.png")
     if drawn:
         save_detection_grid(drawn, out / "val_predictions.png")

@@ -44,7 +44,7 @@ def predict_images(checkpoint: str | Path, paths: list[str], out: str | Path, sc
                    precision: str = "fp32") -> dict:
     """Detect, write and report (``on_image(row)``) every image; ``annotations=None`` takes COCO image ids from the
     run's own COCO data, ``[]`` from the file stems."""
-    out = output_folder(out)  # a file there is refused before the model is loaded
+    out = output_folder(out) if save else out  # a file there is refused before the model is loaded
     images = find_images(paths)  # so is a missing image: another runtime exports the checkpoint into its run folder
     task, device = load_for_inference(checkpoint, get_task("detect"), device, runtime, precision, batch_size)
     if annotations is None:
@@ -80,7 +80,7 @@ class ResultWriter:
     """Writes each image's detections in the formats asked for, as they come; the COCO JSON at the end."""
 
     def __init__(self, out: Path, save, cfg, image_ids: CocoImageIds | None):
-        self.out, self.save, self.image_ids = out, tuple(save), image_ids
+        self.out, self.save, self.image_ids = out, tuple(save), image_ids  # out: None when nothing of ours is saved
         self.names = list(cfg.class_names)
         self.category_ids = list(cfg.category_ids) or list(range(1, len(self.names) + 1))
         self.coco_results: list[dict] = []
@@ -100,7 +100,10 @@ class ResultWriter:
                              detections_to_kitti(det["boxes"], det["scores"], det["labels"], self.names))
         if "coco" in self.save:
             self.coco_results += detections_to_coco_results([det], [self.image_id(path)], self.category_ids)
-        return {"path": str(path), "counts": dict(Counter(self.names[i] for i in det["labels"].tolist()))}
+        labels = det["labels"].tolist()
+        boxes = [{"class": self.names[c], "score": round(s, 6), "box": [round(v, 2) for v in b]}
+                 for c, s, b in zip(labels, det["scores"].tolist(), det["boxes"].tolist())]
+        return {"path": str(path), "counts": dict(Counter(self.names[i] for i in labels)), "detections": boxes}
 
     def image_id(self, path: Path) -> int | str:
         found = self.image_ids(path) if self.image_ids is not None else None

@@ -11,6 +11,8 @@ Which options were typed (``explicit_options``) is what ``--resume`` compares wi
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 from pathlib import Path
 
@@ -136,7 +138,9 @@ def explicit_options(parser: argparse.ArgumentParser, argv: list[str]) -> set[st
                 saved.append((action, action.default))
                 action.default = _UNSET
     try:
-        namespace = parser.parse_args(argv)
+        # the second parse of argv: a deprecated spelling's warning was printed by the first, once is enough
+        with contextlib.redirect_stderr(io.StringIO()):
+            namespace = parser.parse_args(argv)
     finally:
         for action, default in saved:
             action.default = default

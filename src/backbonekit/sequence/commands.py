@@ -5,11 +5,20 @@ import argparse
 
 from backbonekit.sequence.subsets import SUBSETS
 from backbonekit.explain.command import add_explain_arguments, cmd_explain
+from backbonekit.io.output import Formats, add_old_output_flag, add_output_arguments
 from backbonekit.training.run_args import add_device_argument, add_run_arguments, add_runtime_argument
 from backbonekit.training.train_args import (add_deprecated_arguments, add_input_arguments, add_optimization_arguments,
                                              add_skip_bad_argument, positive_int)
 
 DEFAULT_SUBSET = "facial_components"
+
+# What eval and predict sequence write (io/output.py: the grammar every task shares). predict's csv is the
+# annotation format, so that `eval sequence --predictions` scores it.
+EVAL_FORMATS = Formats("eval")
+PREDICT_FORMATS = Formats("predict", {
+    "csv": "predictions.csv in the annotation format (file_path,label), for eval sequence --predictions",
+    "png": "predictions.png, up to 16 images with their predicted (and true) sequences"}, default=("csv",))
+CSV_COLUMNS = ["file_path", "label"]
 
 
 def synth_parsers(verbs: dict):
@@ -38,8 +47,12 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--data", help="data root: predict an annotated split instead of PATHs")
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("--batch-size", type=positive_int, default=32)
-    p.add_argument("--csv", help="write predictions in the annotation format (file_path,label)")
-    p.add_argument("--grid", help="draw images with predicted (and true) sequences to this PNG")
+    add_output_arguments(p, PREDICT_FORMATS, "folder to write predictions.<format> into; - prints the one text "
+                                             "format asked for, a line an image", out_default="predictions")
+    add_old_output_flag(p, "--csv", "--format csv --out DIR (DIR/predictions.csv)", fmt="csv", file=True,
+                        metavar="FILE")
+    add_old_output_flag(p, "--grid", "--format png --out DIR (DIR/predictions.png)", fmt="png", file=True,
+                        metavar="FILE")
     add_skip_bad_argument(p)
     add_device_argument(p)
     add_runtime_argument(p)
@@ -72,7 +85,9 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--batch-size", type=positive_int, default=32)
     add_skip_bad_argument(p)
     add_deprecated_arguments(p, "skip-missing")
-    p.add_argument("--out", help="write metrics JSON here")
+    add_output_arguments(p, EVAL_FORMATS, "folder to write metrics.<format> into; default --checkpoint: "
+                                          "eval/<split>/ in the run folder; --predictions: beside the CSV as "
+                                          "<name>_metrics.json")
     add_device_argument(p)
     add_runtime_argument(p)
     p.set_defaults(func=cmd_eval)
@@ -99,22 +114,35 @@ def cmd_train(args: argparse.Namespace) -> int:
     from backbonekit.training.settings import TrainSettings  # the command line's edge: typed from here on
 def cmd_predict(args: argparse.Namespace) -> int:
     from backbonekit.errors import ConfigError
-    from backbonekit.sequence.predict import draw_grid, predict_sequences, write_csv
+    from backbonekit.io.output import RowWriter, predict_output
+    from backbonekit.sequence.predict import draw_grid, predict_sequences
 
     if bool(args.paths) == bool(args.data):
         raise ConfigError("give image PATHs or --data, not both or neither")
+    output = predict_output(args, PREDICT_FORMATS)
+    writer = RowWriter(output, CSV_COLUMNS, csv_rows)
+
     def report(r: dict) -> None:
-        true = f"  (true: {r['true_name']})" if "true_name" in r else ""
-        print(f"{r['file_path']}: {r['name']} {r['label']}{true}", flush=True)
+        writer.add(r)
+        if not output.to_stdout:  # there the rows themselves are the output
+            true = f"  (true: {r['true_name']})" if "true_name" in r else ""
+            print(f"{r['file_path']}: {r['name']} {r['label']}{true}", flush=True)
 
     rows = predict_sequences(args.checkpoint, args.paths, data=args.data, split=args.split,
                              batch_size=args.batch_size, device=args.device, skip_bad_images=args.skip_bad_images,
-                             on_row=report, runtime=args.runtime, precision=args.precision)
-    if args.csv:
-        print(f"predictions written to {write_csv(rows, args.csv)}")
-    if args.grid:
-        print(f"grid written to {draw_grid(rows, args.grid, root=args.data)}")
+                             on_row=report, runtime=args.runtime, precision=args.runtime_precision)
+    written = writer.close()
+    if "png" in output.formats and rows:
+        written.append(draw_grid(rows, output.path("png"), root=args.data))
+    if written:
+        print(f"wrote {', '.join(map(str, written))}")
     return 0
+
+
+def csv_rows(row: dict) -> list[dict]:
+    from backbonekit.sequence.data import format_label
+
+    return [{"file_path": row["file_path"], "label": format_label(row["label"])}]
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -127,13 +155,18 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from backbonekit.sequence.evaluate import evaluate_task, format_report, score_predictions, write_metrics
+    from pathlib import Path
+
+    from backbonekit.io.output import eval_output, write_metrics
+    from backbonekit.sequence.evaluate import evaluate_task, format_report, score_predictions
 
     if args.predictions:
         if args.data is None:
             from backbonekit.errors import ConfigError
 
             raise ConfigError("--predictions needs --data (the annotations to score them against)")
+        predictions = Path(args.predictions)
+        output = eval_output(args, EVAL_FORMATS, predictions.parent, stem=f"{predictions.stem}_metrics")
         result = score_predictions(args.predictions, args.data, args.subset or DEFAULT_SUBSET, args.split or "test")
     else:
         from backbonekit.training.inference import load_for_inference
@@ -141,10 +174,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from backbonekit.training.task_spec import get_task
 
         # loaded first: an unreadable file or another task's checkpoint is said before a missing run record
+        split = args.split or "val"
+        output = eval_output(args, EVAL_FORMATS, Path(args.checkpoint).parent / "eval" / split)
         task, device = load_for_inference(args.checkpoint, get_task("sequence"), args.device, args.runtime,
-                                          args.precision, args.batch_size)
+                                          args.runtime_precision, args.batch_size)
         source = eval_source(args.checkpoint, args.data, subset=args.subset)
-        subset, split = source["subset"] or DEFAULT_SUBSET, args.split or "val"
+        subset = source["subset"] or DEFAULT_SUBSET
         what = f"the run's {split} split" if source["what"].startswith("the run's") else \
             f"the {split} split of other data (--data)"
         print(f"scoring {what}: {source['data']}, subset {subset}")
@@ -152,6 +187,5 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                skip_missing=args.skip_bad_images, device=device)
         result["checkpoint"] = str(args.checkpoint)
     print(format_report(result))
-    if args.out:
-        print(f"metrics written to {write_metrics(result, args.out)}")
+    print(f"metrics written to {', '.join(map(str, write_metrics(result, output)))}")
     return 0

@@ -29,9 +29,12 @@ def pick_device(requested: str | None = None) -> torch.device:
     """``auto``/None: the GPU when there is one, else the CPU; or ``cpu``, ``cuda``, ``cuda:1``."""
     if requested in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(requested)
+    try:
+        device = torch.device("cuda" if requested == "gpu" else requested)  # gpu: train's --accelerator word
+    except RuntimeError:
+        raise ConfigError(f"--accelerator {requested}: not a device (auto, cpu, gpu, cuda or cuda:N)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {requested}: no CUDA device on this machine (use --device cpu or auto)")
+        raise ConfigError(f"--accelerator {requested}: no CUDA device on this machine (use --accelerator cpu or auto)")
     return device
 
 
@@ -51,11 +54,13 @@ def load_for_inference(checkpoint: str | Path, spec: TaskSpec, device: str | Non
     if runtime == "auto":
         runtime = choose_runtime(Path(checkpoint), spec, device, batch_size) if precision == "fp32" else "openvino"
     if precision != "fp32" and runtime != "openvino":
-        raise ConfigError(f"--precision {precision} applies to --runtime openvino (torch and onnxruntime run fp32)")
+        raise ConfigError(f"--runtime-precision {precision} applies to --runtime openvino (torch and onnxruntime run "
+                          "fp32)")
     if runtime != "torch" or Path(checkpoint).suffix == ".onnx":
         runtime = "onnxruntime" if runtime == "torch" else runtime
         if device not in (None, "auto", "cpu"):
-            raise ConfigError(f"--device {device}: {runtime} runs on the CPU here (use --runtime torch for a GPU)")
+            raise ConfigError(f"--accelerator {device}: {runtime} runs on the CPU here (use --runtime torch for a "
+                              "GPU)")
         return load_onnx(checkpoint, spec, runtime, precision), torch.device("cpu")
     where = pick_device(device)
     return spec.load(checkpoint, fuse=True).to(where), where

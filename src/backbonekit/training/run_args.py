@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from backbonekit.training.loggers import logger_name, mlflow_uri
-from backbonekit.training.train_args import non_negative_int, positive_int, precision
+from backbonekit.training.train_args import Deprecated, non_negative_int, positive_int, precision
 
 
 def add_run_arguments(p: argparse.ArgumentParser, batch_size: int = 32) -> None:
@@ -66,9 +66,17 @@ def add_runtime_argument(p: argparse.ArgumentParser) -> None:
                         "beside it (an .onnx file given as --checkpoint runs in onnxruntime unless openvino is "
                         "asked); auto: the fastest here at --batch-size, measured once and remembered in "
                         "runtime.json beside the checkpoint")
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+    # Not --precision: train's --precision is Lightning's training precision (32, bf16-mixed, 16-mixed), the spelling
+    # Lightning users know and every run.yaml records; this one is the exported runtime's arithmetic, beside --runtime.
+    p.add_argument("--runtime-precision", choices=("fp32", "bf16"), default="fp32",
                    help="--runtime openvino: bf16 where the CPU has it (faster; its error against fp32 is printed)")
+    p.add_argument("--precision", dest="runtime_precision", choices=("fp32", "bf16"), action=Deprecated,
+                   replacement="--runtime-precision", help=argparse.SUPPRESS)
 
 
 def add_device_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="auto", help="auto (the GPU when there is one), cpu, cuda or cuda:N")
+    # train's word and values (Lightning's --accelerator); eval, predict and explain run on one device, so no
+    # --devices count: cuda:N picks the GPU. --device was the old spelling here.
+    p.add_argument("--accelerator", dest="device", default="auto",
+                   help="auto (the GPU when there is one), cpu, gpu (= cuda), or cuda:N for one GPU of several")
+    p.add_argument("--device", dest="device", action=Deprecated, replacement="--accelerator", help=argparse.SUPPRESS)
