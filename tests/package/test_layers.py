@@ -109,3 +109,47 @@ def test_no_function_is_longer_than_60_lines():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
                 long.append(f"{_module_name(path)}.{node.name}: {node.end_lineno - node.lineno + 1} lines")
     assert not long, "split these into named pieces:\n" + "\n".join(long)
+
+
+def _task_names_in(tree: ast.AST, names: set[str]) -> tuple[list[list[str]], list[ast.Constant]]:
+    """(the literal tuples, lists, sets and dicts that hold two or more task names; every string that is a task
+    name), leaving out attribute names (``getattr(model, "detect")`` is a method, not the task)."""
+    attributes = {id(node.args[1]) for node in ast.walk(tree) if isinstance(node, ast.Call) and len(node.args) > 1
+                  and getattr(node.func, "id", "") in ("getattr", "hasattr", "setattr")}
+    lists, named = [], []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set, ast.Dict)):
+            items = [*node.keys, *node.values] if isinstance(node, ast.Dict) else node.elts
+            hits = [i.value for i in items if isinstance(i, ast.Constant) and i.value in names]
+            if len(hits) >= 2:
+                lists.append(hits)
+        elif isinstance(node, ast.Constant) and node.value in names and id(node) not in attributes:
+            named.append(node)
+    return lists, named
+
+
+def test_no_list_of_task_names_outside_the_registry():
+    """A list of task names elsewhere is one a task from outside (an entry point) is missing from: outside
+    tasks.py and the task folders no module holds one, and below the tasks (training/, tools/) none names a task."""
+    from backbonekit.tasks import all_tasks
+
+    names = set(all_tasks())
+    found = []
+    for path in sorted(ROOT.rglob("*.py")):
+        module = _module_name(path)
+        if _area(module) in TASK_FOLDERS | {"tasks"}:
+            continue
+        lists, named = _task_names_in(ast.parse(path.read_text()), names)
+        found += [f"{module}: a list of task names {hits}" for hits in lists]
+        if _area(module) in ("training", "tools"):
+            found += [f"{module}:{node.lineno}: names the task {node.value!r}" for node in named]
+    assert not found, "read these from the task registry (backbonekit.tasks):\n" + "\n".join(found)
+
+
+def test_the_task_names_check_finds_the_lists_it_is_for():
+    names = {"classify", "detect", "sequence"}
+    old_preflight = ('task = word if word in ("classify", "detect", "sequence") else "classify"\n'
+                     'fits = {"pretrained": task, "pretrained_backbone": "classify", "teacher": "classify"}\n')
+    lists, named = _task_names_in(ast.parse(old_preflight), names)
+    assert sorted(lists) == [["classify", "classify"], ["classify", "detect", "sequence"]] and len(named) == 6
+    assert _task_names_in(ast.parse('call = getattr(model, "detect", model)'), names) == ([], [])

@@ -38,7 +38,7 @@ TABLE = ("generation", "model", "role", "val_top1", "pseudo_labelled", "pseudo_a
 def train_noisy_student(args: TrainSettings) -> int:
     students = [s.strip() for s in args.students.split(",") if s.strip()]
     _check(args, students)
-    check_train_settings(args, "train noisy-student")
+    check_train_settings(args, "train noisy-student", task="classify")  # its generations are classifiers
     if args.name is not None:
         check_run_name(args.name)
     if args.name and args.exist_ok:  # the old folder comes back unless a generation of the new one saved a checkpoint

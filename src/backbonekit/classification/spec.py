@@ -43,4 +43,4 @@ def explain(trained, paths, options) -> list:
 
 
 SPEC = register_task(TaskSpec("classify", __name__, add_commands, task_class, load, export, check_export,
-                              onnx_model=onnx_model, explain=explain))
+                              onnx_model=onnx_model, explain=explain, backbone_source=True))

@@ -19,7 +19,8 @@ TASK_OPTIONS = ("score_threshold", "max_detections")  # flags of some tasks' exp
 def add_commands(verbs: dict) -> None:
     p = verbs["_top"].add_parser("export", help="a trained classifier, detector (NMS inside) or sequence model → ONNX")
     p.add_argument("--checkpoint", required=True,
-                   help="best.ckpt, last.ckpt or best.safetensors of a `train classify`, `detect` or `sequence` run")
+                   help="best.ckpt, last.ckpt or best.safetensors of a `backbonekit train` run (its task is read "
+                   "from the file)")
     p.add_argument("--format", default="onnx", help="onnx (the only one so far)")
     p.add_argument("--out", help="file to write (default: beside the checkpoint, <stem>.onnx)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")

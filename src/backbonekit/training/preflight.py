@@ -10,6 +10,7 @@ from pathlib import Path
 
 from backbonekit.errors import ConfigError
 from backbonekit.io.output import output_folder
+from backbonekit.training.task_spec import registered
 from backbonekit.training.train_args import check_image_size
 
 # Files a command reads: a missing one is reported now, not after minutes of batch-size trials.
@@ -17,10 +18,11 @@ INPUT_FILES = ("checkpoint", "pretrained", "pretrained_backbone", "teacher")
 RUN_FILES = ("best.ckpt", "last.ckpt", "best.safetensors")
 
 
-def check_train_settings(args: argparse.Namespace, command: str) -> None:
+def check_train_settings(args: argparse.Namespace, command: str, task: str | None = None) -> None:
+    """``task``: the one whose model the command trains (default: the command's last word, `train TASK`)."""
     check_before_imports(args)
     _warn_long_warmup(args)
-    _check_start_weights(args, command)
+    _check_start_weights(args, command, task or command.split()[-1])
     _check_devices(args)
 
 
@@ -33,19 +35,20 @@ def check_before_imports(args: argparse.Namespace) -> None:
     _check_paths(args)
 
 
-def _check_start_weights(args: argparse.Namespace, command: str) -> None:
+def _check_start_weights(args: argparse.Namespace, command: str, task: str) -> None:
     """A run's checkpoint given as start weights must be of the task that fits: a classifier's checkpoint as a
-    detector's --pretrained would only fail later, as hundreds of missing keys."""
-    task = command.split()[-1] if command.split()[-1] in ("classify", "detect", "sequence") else "classify"
-    fits = {"pretrained": task, "pretrained_backbone": "classify", "teacher": "classify"}
+    detector's --pretrained would only fail later, as hundreds of missing keys. What fits is read from the task
+    registry (the CLI has filled it), so a task from outside takes its own checkpoints as --pretrained."""
+    backbones = [name for name, spec in registered().items() if spec.backbone_source]
+    fits = {"pretrained": [task], "pretrained_backbone": backbones, "teacher": [task]}
     for name, wanted in fits.items():
         value = getattr(args, name, None)
         found = run_checkpoint_task(value) if value else None
-        if found is not None and found != wanted:
-            hint = " (a classifier's weights go to --pretrained-backbone)" if name == "pretrained" and found == \
-                "classify" else ""
+        if found is not None and found not in wanted:
+            hint = " (a classifier's weights go to --pretrained-backbone)" if name == "pretrained" and found in \
+                backbones else ""
             raise ConfigError(f"--{name.replace('_', '-')} {value}: a {found} checkpoint; `{command}` takes a "
-                              f"{wanted} model's weights here{hint}")
+                              f"{' or '.join(wanted) or 'no trained'} model's weights here{hint}")
 
 
 def run_checkpoint_task(path: str | Path) -> str | None:

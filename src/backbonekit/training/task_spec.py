@@ -29,6 +29,7 @@ class TaskSpec:
     export_options: tuple[str, ...] = ()       # `export` flags only this task takes (others refuse them)
     onnx_model: Callable[..., Any] | None = None  # (OnnxRunner of its exported file) → used as predict uses `load`
     explain: Callable[..., Any] | None = None  # (trained task, image paths, ExplainOptions) → files, as written
+    backbone_source: bool = False              # its checkpoints are what another task's --pretrained-backbone takes
 
 
 _TASKS: dict[str, TaskSpec] = {}
@@ -56,7 +57,12 @@ def get_task(name: str | None, source: object = "") -> TaskSpec:
 
 
 def resolve(module: str, name: str) -> TaskSpec:
-    """The spec ``name`` registered by importing ``module`` (a trial process starts with an empty registry)."""
+    """The spec ``name`` registered by importing ``module`` (a trial process starts with an empty registry); a module
+    named by an entry point need not register its spec itself (the entry point's reader did): it is found in it."""
     if name not in _TASKS:
-        importlib.import_module(module)
+        found = vars(importlib.import_module(module)).values()
+        if name not in _TASKS:
+            for spec in found:
+                if isinstance(spec, TaskSpec) and spec.name == name:
+                    register_task(spec)
     return get_task(name)
