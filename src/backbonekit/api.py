@@ -27,11 +27,6 @@ import yaml
 
 from backbonekit.errors import BackbonekitError, ConfigError
 
-# Keys of older configurations and versions, with the option that replaced them.
-OLD_KEYS = {"frozen_bn": "freeze_bn", "skip_missing": "skip_bad_images", "val_fraction": "val_ratio",
-            "device": "accelerator"}
-
-
 @dataclass
 class Run:
     """A training run's folder and what it holds."""
@@ -170,18 +165,28 @@ def _command_parser(parser, words: list[str], function: str):
 
 
 def _checked_names(parser, settings: dict, where: str) -> dict:
-    """Keywords by option name (``-`` or ``_``); an old name becomes the new one with a warning; an unknown one is
-    one error naming the closest option."""
-    names = {a.dest for a in parser._actions if a.option_strings and a.dest != "help"}
+    """Keywords by the setting they name (``batch_size``, ``"batch-size"``, an option's current spelling or its
+    destination); an old key is passed on (``config_tokens`` reads it with a warning naming the new one); an unknown
+    one is one error naming the closest option."""
+    import argparse
+
+    from backbonekit.io.config_file import OLD_KEYS
+
+    names = {}
+    for action in parser._actions:
+        if action.option_strings and action.dest != "help":
+            names.setdefault(action.dest, action.dest)
+            if action.help != argparse.SUPPRESS:  # an old spelling is no name to suggest
+                names.update({s.lstrip("-").replace("-", "_"): action.dest for s in action.option_strings})
     checked = {}
     for key, value in settings.items():
         name = str(key).replace("-", "_")
-        if name not in names and OLD_KEYS.get(name) in names:
-            print(f"warning: {where}: {name} is an old name, use {OLD_KEYS[name]}", file=sys.stderr)
-            name = OLD_KEYS[name]
+        if name in OLD_KEYS and OLD_KEYS[name] in names.values():
+            checked[name] = value
+            continue
         if name not in names:
             close = difflib.get_close_matches(name, sorted(names), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"{where}: unknown setting {key!r}{hint}")
-        checked[name] = value
+        checked[names[name]] = value
     return checked

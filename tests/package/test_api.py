@@ -56,11 +56,16 @@ def test_wrong_values_are_the_commands_errors_not_system_exit(tmp_path):
 def test_old_names_are_read_with_a_warning(capsys):
     from backbonekit.api import _checked_names, _command_parser
     from backbonekit.cli import build_parser
+    from backbonekit.io.config_file import config_tokens
 
-    parser = _command_parser(build_parser(), ["train", "detect"], "train")
-    assert _checked_names(parser, {"frozen_bn": True, "batch-size": 4}, "bk.train()") == {"freeze_bn": True,
-                                                                                      "batch_size": 4}
-    assert "frozen_bn is an old name, use freeze_bn" in capsys.readouterr().err
+    parser = _command_parser(build_parser(), ["train", "sequence"], "train")
+    settings = _checked_names(parser, {"frozen_bn": True, "batch-size": 4, "lr": 1e-3, "backbone_lr": 2e-4},
+                              "bk.train()")
+    assert settings == {"frozen_bn": True, "batch_size": 4, "lr": 1e-3, "backbone_lr": 2e-4}
+    tokens = config_tokens(settings, parser, "bk.train()")
+    assert tokens[tokens.index("--backbone-lr-mult") + 1] == "0.2" and "--freeze-bn" in tokens
+    err = capsys.readouterr().err
+    assert "frozen_bn is an old key, use freeze_bn" in err and "backbone_lr is an old key, use backbone_lr_mult" in err
 
 
 def test_the_api_names_load_lazily():

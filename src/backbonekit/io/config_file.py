@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import io
 import json
+import sys
 from pathlib import Path
 
 import yaml
@@ -54,6 +55,7 @@ def config_tokens(settings: dict, parser: argparse.ArgumentParser, source: str) 
         if action.option_strings and action.dest != "help" and (action.dest not in options
                                                                  or action.help != argparse.SUPPRESS):
             options[action.dest] = action
+    settings = _renamed(settings, options, source)
     unknown = sorted(k for k in settings if k not in options)
     if unknown:
         raise ConfigError(f"{source}: unknown setting(s) {', '.join(unknown)} for this command")
@@ -72,6 +74,35 @@ def config_tokens(settings: dict, parser: argparse.ArgumentParser, source: str) 
         if words:
             tokens += [flag, *words]
     return tokens
+
+
+# Keys older files (and run records of older versions) used, and the option that replaced each.
+OLD_KEYS = {"frozen_bn": "freeze_bn", "skip_missing": "skip_bad_images", "val_fraction": "val_ratio",
+            "backbone_lr": "backbone_lr_mult"}
+
+
+def _renamed(settings: dict, options: dict, source: str) -> dict:
+    """``settings`` with each old key read as the option that replaced it (a warning names both); an absolute
+    ``backbone_lr`` becomes the multiplier of ``lr`` it stands for. A key the command still takes is left as it is."""
+    settings = dict(settings)
+    for old, new in OLD_KEYS.items():
+        if old not in settings or new not in options:
+            continue
+        value = settings.pop(old)
+        if value is None:  # an unset option in an older run.yaml
+            continue
+        if old == "backbone_lr":
+            lr = settings.get("lr", options["lr"].default if "lr" in options else None)
+            if not isinstance(lr, (int, float)) or isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{source}: backbone_lr (the old absolute key) needs a number and lr beside it: "
+                                  "give backbone_lr_mult (the backbone's lr = lr × this)")
+            value = value / lr
+            print(f"warning: {source}: backbone_lr is an old key, use backbone_lr_mult (here {value:g} = "
+                  f"backbone_lr / lr)", file=sys.stderr)
+        else:
+            print(f"warning: {source}: {old} is an old key, use {new}", file=sys.stderr)
+        settings.setdefault(new, value)
+    return settings
 
 
 def _typed_words(action: argparse.Action, value, where: str) -> list[str]:

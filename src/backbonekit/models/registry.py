@@ -16,6 +16,9 @@ from backbonekit.errors import ConfigError
 
 _ENTRYPOINTS: dict[str, Callable[..., nn.Module]] = {}
 _DEFAULT_CFGS: dict[str, dict] = {}
+# The kind (``default_cfg(name)["task"]``) of a network that ends in class logits: every backbone is one, and what the
+# survey and ``--stem`` apply to. The kind names the task that trains it; code outside the tasks asks for it here.
+CLASSIFIER = "classify"
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -26,7 +29,7 @@ def imagenet_cfg(size: int | tuple[int, int], crop_pct: float = 0.875, interpola
     """A classifier's default configuration; ``extra`` adds fields (``classifier``, ``mean``, ``std``, ``task`` …)."""
     h, w = (size, size) if isinstance(size, int) else size
     cfg = {"input_size": (3, h, w), "mean": IMAGENET_MEAN, "std": IMAGENET_STD, "crop_pct": crop_pct,
-           "interpolation": interpolation, "classifier": "classifier", "task": "classify"}
+           "interpolation": interpolation, "classifier": "classifier", "task": CLASSIFIER}
     cfg.update(extra)
     return cfg
 

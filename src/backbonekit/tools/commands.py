@@ -74,7 +74,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     from backbonekit.errors import ConfigError
     from backbonekit.io.console import make_console
-    from backbonekit.models.registry import create_model, default_cfg, list_models
+    from backbonekit.models.registry import CLASSIFIER, create_model, default_cfg, list_models
 
     names = [n for n in list_models(args.pattern)
              # efficientnet_custom(phi) is a family, not one model: listed when asked for by name.
@@ -84,7 +84,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.table:
         from backbonekit.tools.survey import survey_rows
 
-        rows = survey_rows([n for n in names if default_cfg(n)["task"] == "classify"], on_model=_survey_progress)
+        rows = survey_rows([n for n in names if default_cfg(n)["task"] == CLASSIFIER], on_model=_survey_progress)
         table = Table("model", "family", "input", "layers", "params", "GFLOPs", "images/s (b1)", "feature levels")
         for r in rows:
             speed = "—" if r["images_per_s"] is None else f"{r['images_per_s']:.1f}"
@@ -122,13 +122,13 @@ def _survey_progress(i: int, n: int, name: str) -> None:
 
 def cmd_summary(args: argparse.Namespace) -> int:
     from backbonekit.errors import ConfigError
-    from backbonekit.models.registry import create_model, default_cfg
+    from backbonekit.models.registry import CLASSIFIER, create_model, default_cfg
     from backbonekit.tools.summary import render, summarize
 
     # Without --num-classes the model is built as `models` builds it, so both count the same parameters.
     options = {} if args.num_classes is None else {"num_classes": args.num_classes}
     if args.stem != "imagenet":
-        if default_cfg(args.model)["task"] != "classify":
+        if default_cfg(args.model)["task"] != CLASSIFIER:
             raise ConfigError(f"--stem {args.stem}: {args.model} is not a classifier")
         options["stem"] = args.stem
     model = create_model(args.model, **options)

@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 
 from backbonekit.io.figures import save_figure
-from backbonekit.models.registry import create_model, list_models
+from backbonekit.models.registry import CLASSIFIER, create_model, list_models
 from backbonekit.tools.summary import output_tensors, summarize
 
 # Name prefix → family, first match wins.
@@ -141,7 +141,7 @@ def survey_rows(names: Iterable[ModelSpec] | None = None, image_size: int | Sequ
     (an int or (H, W)); threads: torch threads while measuring (restored after); on_model(i, n, name): called as
     the i-th of n models starts (a survey of every model takes minutes: the caller shows progress).
     """
-    specs = [_spec(n) for n in (names if names is not None else list_models(task="classify"))]
+    specs = [_spec(n) for n in (names if names is not None else list_models(task=CLASSIFIER))]
     before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)

@@ -92,7 +92,7 @@ class TrainSettings(OptimSettings):
         """From a parsed command line (or any object whose attributes are the settings): the shared ones become
         fields, the task's own go to ``options``; argparse's bookkeeping (``func``, the command words) is left out."""
         values = {k: v for k, v in vars(args).items() if k not in _BOOKKEEPING}
-        explicit = set(values.pop("_explicit", ()) or ())
+        explicit = set(values.pop("_explicit", ()) or ()) - set(_BOOKKEEPING)
         own = {k: v for k, v in values.items() if k in _FIELDS}
         return cls(**own, options={k: v for k, v in values.items() if k not in _FIELDS}, explicit=explicit,
                    present=tuple(values))
