@@ -15,9 +15,6 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "backbonekit"
 TASK_CONFIGS = {"classification/task.py": "ClassifyConfig", "detection/task.py": "DetectConfig",
                 "sequence/task.py": "SequenceConfig"}
 TASKS = ("classify", "detect", "sequence")
-# Where the shared layer still names a task, and the item of issue 34 that removes it (strict: once it is gone the
-# test says so, and the entry goes).
-STILL_NAMING = {"training/preflight.py": "issue 34 item 4: start weights checked through the task registry"}
 
 
 def _fields(path: Path, cls: str) -> list[str]:
@@ -53,9 +50,7 @@ def _task_names_in(path: Path) -> list[tuple[int, str]]:
 
 @pytest.mark.parametrize("module", sorted(str(p.relative_to(SRC)) for folder in ("training", "tools")
                                           for p in (SRC / folder).glob("*.py")))
-def test_the_shared_layer_names_no_task(module, request):
-    if module in STILL_NAMING:
-        request.applymarker(pytest.mark.xfail(reason=STILL_NAMING[module], strict=True))
+def test_the_shared_layer_names_no_task(module):
     assert _task_names_in(SRC / module) == []
 
 
