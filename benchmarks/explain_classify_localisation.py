@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from backbonekit.cli import main as cli
+import backbonekit as bk
 
 CLASSES = ("disk", "square", "triangle", "plus")
 CANVAS = 96
@@ -84,13 +84,12 @@ def make_data(out: Path, per_class: int, test_images: int) -> list[dict]:
 def train(args) -> Path:
     # From scratch (no weights are fetched here); AdamW at 1e-3 learns the shapes in a few epochs.
     start = time.time()
-    code = cli(["train", "classify", "--data", str(Path(args.out) / "data"), "--model", "resnet18",
-                "--image-size", str(CANVAS), "--epochs", str(args.epochs), "--batch-size", "64",
-                "--optimizer", "adamw", "--lr", "1e-3", "--out", args.out, "--name", "resnet18", "--exist-ok",
-                "--progress", "lines", "--seed", "0"])
-    assert code == 0, code
+    run = bk.train("classify", data=Path(args.out) / "data", model="resnet18", image_size=CANVAS, epochs=args.epochs,
+                   batch_size=64, optimizer="adamw", lr=1e-3, out=args.out, name="resnet18", exist_ok=True,
+                   progress="lines", seed=0)
+    assert run.exit_code == 0, run.exit_code
     print(f"trained in {time.time() - start:.0f} s", flush=True)
-    return Path(args.out) / "classify" / "resnet18" / "best.ckpt"
+    return run.best_checkpoint
 
 
 def eval_inputs(test: list[dict], image_size: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:

