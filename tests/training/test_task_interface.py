@@ -157,3 +157,21 @@ def test_a_broken_entry_point_is_one_warning_and_the_other_tasks_work(tmp_path):
     # The built-in task the plug-in tried to replace is still the built-in one, and works from the shell.
     done = _shell("-m", "backbonekit", "train", "classify", "--help", env=env, cwd=tmp_path)
     assert done.returncode == 0 and "--model" in done.stdout and done.stderr.count("warning:") == 4
+
+
+def test_a_trial_process_finds_an_entry_point_spec_that_does_not_register_itself(tmp_path, monkeypatch):
+    """A `--batch-size auto` trial starts with an empty registry and finds its task from the spec module: one named
+    by an entry point only defines its TaskSpec (the entry point's reader registered it in the parent)."""
+    from backbonekit.training.task_spec import registered, resolve, unregister_task
+
+    before = set(registered())
+    (tmp_path / "quiet_spec.py").write_text(
+        "from backbonekit.training.task_spec import TaskSpec\n"
+        "from toy_task.spec import add_commands, load, task_class\n"
+        "SPEC = TaskSpec('quiet', __name__, add_commands, task_class, load)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        assert resolve("quiet_spec", "quiet").module == "quiet_spec"
+    finally:
+        for name in set(registered()) - before:  # importing toy_task.spec registers it: leave the registry as it was
+            unregister_task(name)
