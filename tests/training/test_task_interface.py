@@ -114,7 +114,8 @@ def test_an_installed_task_runs_train_eval_predict_from_the_shell(tmp_path, toy)
     done = _shell(*cli, "predict", "toy", "--checkpoint", str(run / "best.safetensors"), "--count", "3", env=env,
                   cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert all(json.loads(line)["channel"] in "RGB" for line in done.stdout.splitlines()) and done.stdout.count("\n") == 3
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(rows) == 3 and all(row["channel"] in "RGB" for row in rows)
 
     # Its own checkpoint is what its --pretrained takes (the start-weights check read three task names and took a
     # fourth for a classifier), and a classifier's run refuses it naming the task the file records.
