@@ -159,6 +159,7 @@ def cmd_noisy_student(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from backbonekit.training.preflight import check_before_imports
     from backbonekit.training.run_record import start_training
+    from backbonekit.training.settings import TrainSettings  # the command line's edge: typed from here on
 
     check_before_imports(args)
     if args.data is not None:  # a missing folder is said before the training stack is imported
@@ -168,7 +169,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     from backbonekit.models.registry import require_kind  # torchvision: after the cheap checks
 
     require_kind(args.model, "classify", "--model", "train classify")
-    from backbonekit.training.settings import TrainSettings  # the command line's edge: typed from here on
 
     def train(a: TrainSettings) -> int:
         from backbonekit.classification.train import train_classifier  # Lightning: after every cheap check

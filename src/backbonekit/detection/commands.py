@@ -152,6 +152,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from backbonekit.training.preflight import check_before_imports, check_data_exists
     from backbonekit.training.run_record import start_training
+    from backbonekit.training.settings import TrainSettings  # the command line's edge: typed from here on
 
     check_before_imports(args)
     check_data_exists(args)
@@ -166,7 +167,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         return train_detector(a).exit_code
 
     return start_training(TrainSettings.from_args(args), "train detect", "detect", train)
-    from backbonekit.training.settings import TrainSettings  # the command line's edge: typed from here on
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

@@ -96,6 +96,7 @@ def add_commands(verbs: dict) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from backbonekit.training.preflight import check_before_imports, check_data_exists
     from backbonekit.training.run_record import start_training
+    from backbonekit.training.settings import TrainSettings  # the command line's edge: typed from here on
 
     check_before_imports(args)
     check_data_exists(args)
@@ -111,7 +112,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     return start_training(TrainSettings.from_args(args), "train sequence", "sequence", train)
 
 
-    from backbonekit.training.settings import TrainSettings  # the command line's edge: typed from here on
 def cmd_predict(args: argparse.Namespace) -> int:
     from backbonekit.errors import ConfigError
     from backbonekit.io.output import RowWriter, predict_output
