@@ -181,7 +181,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from backbonekit.classification.evaluate import evaluate_classifier
 
-    evaluate_classifier(args)
+    evaluate_classifier(args, EVAL_FORMATS)
     return 0
 
 

@@ -13,18 +13,17 @@ from backbonekit.training.inference import load_for_inference
 from backbonekit.training.task_spec import get_task
 from backbonekit.errors import ConfigError
 from backbonekit.io.images import report_skipped
-from backbonekit.io.output import eval_output, write_metrics
+from backbonekit.io.output import Formats, eval_output, write_metrics
 from backbonekit.training.run_record import eval_source, recorded_settings
 
 
-def evaluate_classifier(args: argparse.Namespace) -> dict:
+def evaluate_classifier(args: argparse.Namespace, formats: Formats) -> dict:
+    """``formats``: what the command declared it writes (passed in: this module sits below the command's)."""
     runtime = getattr(args, "runtime", "torch")
     if getattr(args, "compile", False) and runtime != "torch":
         raise ConfigError(f"--compile applies to --runtime torch, not {runtime}")
-    from backbonekit.classification.commands import EVAL_FORMATS
-
     split = getattr(args, "split", "val")
-    output = eval_output(args, EVAL_FORMATS, Path(args.checkpoint).parent / "eval" / split)
+    output = eval_output(args, formats, Path(args.checkpoint).parent / "eval" / split)
     # A run's split refused before loading (another runtime exports the checkpoint into the run folder); without a
     # record, after it, so that an unreadable checkpoint is said first.
     def source_of():

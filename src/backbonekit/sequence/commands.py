@@ -27,6 +27,13 @@ def synth_parsers(verbs: dict):
 
 
 def add_commands(verbs: dict) -> None:
+    _add_train(verbs)
+    _add_predict_and_explain(verbs)
+    _add_synth(verbs)
+    _add_eval(verbs)
+
+
+def _add_train(verbs: dict) -> None:
     p = verbs["train"].add_parser("sequence", help="train SeqFakeFormer on SeqDeepFake-format data")
     p.add_argument("--data", help="data root (holding <subset>/annotations and images); required unless --resume")
     p.add_argument("--subset", default=DEFAULT_SUBSET, choices=tuple(SUBSETS))
@@ -41,6 +48,8 @@ def add_commands(verbs: dict) -> None:
     add_run_arguments(p)
     p.set_defaults(func=cmd_train)
 
+
+def _add_predict_and_explain(verbs: dict) -> None:
     p = verbs["predict"].add_parser("sequence", help="the manipulation sequence of each image")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("paths", nargs="*", metavar="PATH", help="images or folders (or use --data)")
@@ -62,6 +71,8 @@ def add_commands(verbs: dict) -> None:
     add_explain_arguments(p, cams=False)
     p.set_defaults(func=lambda args: cmd_explain(args, "sequence"))
 
+
+def _add_synth(verbs: dict) -> None:
     p = synth_parsers(verbs).add_parser("seqdeepfake", help="for train sequence: scikit-image's bundled "
                                                          "photos with ordered, learnable edits, in the SeqDeepFake "
                                                          "layout")
@@ -72,6 +83,8 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--image-size", type=int, default=128)
     p.set_defaults(func=cmd_synth)
 
+
+def _add_eval(verbs: dict) -> None:
     p = verbs["eval"].add_parser("sequence", help="Fixed/Adaptive-Acc of a predictions CSV (or a checkpoint)")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--predictions", help="CSV in the annotation format (file_path,label)")
