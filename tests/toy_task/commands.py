@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 
+from pathlib import Path
+
+from backbonekit.io.output import Formats, add_output_arguments, eval_output, write_metrics
 from backbonekit.training.run_args import add_run_arguments
+
+EVAL_FORMATS = Formats("eval")  # the shared json/csv, as every task's eval
 
 
 def add_commands(verbs: dict) -> None:
@@ -19,7 +24,7 @@ def add_commands(verbs: dict) -> None:
     p = verbs["eval"].add_parser("toy", help="accuracy of a toy checkpoint")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data", help="default: the run's")
-    p.add_argument("--out")
+    add_output_arguments(p, EVAL_FORMATS, "folder for metrics.<format>; default: eval/val/ in the run folder")
     p.set_defaults(func=cmd_eval)
 
     p = verbs["predict"].add_parser("toy", help="the brightest channel of random images")
@@ -51,18 +56,20 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> int:
     import torch
 
-    from backbonekit.training.inference import load_for_inference, write_eval
+    from backbonekit.training.inference import load_for_inference
     from backbonekit.training.run_record import eval_source
     from backbonekit.training.task_spec import get_task
     from toy_task.task import brightest_channel_data
 
+    output = eval_output(args, EVAL_FORMATS, Path(args.checkpoint).parent / "eval" / "val")
     task, device = load_for_inference(args.checkpoint, get_task("toy"))
     source = eval_source(args.checkpoint, args.data, seed=None)
     images, labels = brightest_channel_data(int(source["data"]) // 4, 8, source["seed"] + 1).tensors
     with torch.no_grad():
         accuracy = float((task(images.to(device)).argmax(1).cpu() == labels).float().mean())
-    path = write_eval({"accuracy_percent": 100 * accuracy, "images": len(labels)}, args.checkpoint, args.out)
-    print(f"accuracy {100 * accuracy:.1f}% on {len(labels)} images ({source['what']}); wrote {path}")
+    paths = write_metrics({"accuracy_percent": 100 * accuracy, "images": len(labels)}, output)
+    print(f"accuracy {100 * accuracy:.1f}% on {len(labels)} images ({source['what']}); wrote "
+          + ", ".join(map(str, paths)))
     return 0
 
 

@@ -36,7 +36,7 @@ def test_the_average_is_validated_saved_and_resumed(image_folder, tmp_path, caps
     metrics = json.loads((run / "metrics.json").read_text())
     capsys.readouterr()
     assert main(["eval", "classify", "--checkpoint", str(run / "best.ckpt"), *data]) == 0
-    evaluated = json.loads((run / "eval" / "metrics.json").read_text())["top1"]
+    evaluated = json.loads((run / "eval" / "val" / "metrics.json").read_text())["top1"]
     assert evaluated == pytest.approx(metrics["best"]["val/top1"], abs=1e-6)  # validation scored the average
 
     assert main(["train", "classify", *data, *ARGS, "--epochs", "1", "--out", out, "--name", "split"]) == 0

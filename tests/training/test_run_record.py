@@ -78,8 +78,18 @@ def test_a_conflicting_resume_is_refused_without_touching_the_record(finished_ru
     assert "--model resnet34 (the run: resnet18)" in err and "--optimizer sgd (the run: adamw)" in err
     assert _snapshot(finished_run) == before
     assert main(["train", "classify", "--resume", str(finished_run), "--epochs", "0"]) == 2
-    assert "fewer than the run's 1" in capsys.readouterr().err
+    assert "--epochs must be at least 1, got 0" in capsys.readouterr().err  # the range check, before the record
     assert _snapshot(finished_run) == before
+
+
+def test_a_resume_to_fewer_epochs_than_the_run_is_refused(finished_run, tmp_path, capsys):
+    run = tmp_path / "raised"
+    shutil.copytree(finished_run, run)
+    (run / "resumes.yaml").write_text(yaml.safe_dump([{"epochs": 3}]))  # an earlier resume raised it to 3
+    before = _snapshot(run)
+    assert main(["train", "classify", "--resume", str(run), "--epochs", "2"]) == 2
+    assert "--epochs 2 is fewer than the run's 3" in capsys.readouterr().err
+    assert _snapshot(run) == before
 
 
 def test_a_finished_run_says_so_and_changes_nothing(finished_run, capsys):
@@ -109,7 +119,7 @@ def test_eval_scores_the_runs_own_split_from_its_record(finished_run, image_fold
     hparams = yaml.safe_load((finished_run / "hparams.yaml").read_text())
     assert main(["eval", "classify", "--checkpoint", str(finished_run / "best.ckpt")]) == 0
     assert "the run's own validation data" in capsys.readouterr().out
-    scored = json.loads((finished_run / "eval" / "metrics.json").read_text())
+    scored = json.loads((finished_run / "eval" / "val" / "metrics.json").read_text())
     # 18 images at val-ratio 0.5: 9 held out (the default 0.2 would score 4, some of them training images).
     assert scored["images"] == hparams["data"]["val"] == 9 and (scored["val_ratio"], scored["seed"]) == (0.5, 3)
     other = image_folder.parent / "copy"
@@ -136,7 +146,7 @@ def test_scores_are_percent_everywhere_and_say_so(finished_run, capsys):
     assert main(["eval", "classify", "--checkpoint", str(finished_run / "best.ckpt")]) == 0
     out = capsys.readouterr().out
     assert f"top-1 {top1:.2f}%" in out and "top-5" not in out  # 3 classes: top-5 would always be 100%
-    assert json.loads((finished_run / "eval" / "metrics.json").read_text())["unit"] == "percent"
+    assert json.loads((finished_run / "eval" / "val" / "metrics.json").read_text())["unit"] == "percent"
 
 
 @pytest.mark.parametrize("stop", [KeyboardInterrupt(), SystemExit(1)], ids=["KeyboardInterrupt", "Lightning exit"])

@@ -34,7 +34,7 @@ def test_a_task_from_outside_the_package_runs_every_verb(toy, tmp_path, capsys):
 
     assert main(["eval", "toy", "--checkpoint", str(run / "best.ckpt")]) == 0
     assert "the run's own validation data" in capsys.readouterr().out
-    scored = json.loads((run / "eval" / "metrics.json").read_text())
+    scored = json.loads((run / "eval" / "val" / "metrics.json").read_text())
     assert scored["images"] == 12 and scored["accuracy_percent"] > 50  # brightest channel: learnable in 3 epochs
 
     assert main(["predict", "toy", "--checkpoint", str(run / "best.safetensors"), "--count", "3"]) == 0
@@ -109,7 +109,7 @@ def test_an_installed_task_runs_train_eval_predict_from_the_shell(tmp_path, toy)
 
     done = _shell(*cli, "eval", "toy", "--checkpoint", str(run / "best.ckpt"), env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert json.loads((run / "eval" / "metrics.json").read_text())["images"] == 6
+    assert json.loads((run / "eval" / "val" / "metrics.json").read_text())["images"] == 6
 
     done = _shell(*cli, "predict", "toy", "--checkpoint", str(run / "best.safetensors"), "--count", "3", env=env,
                   cwd=tmp_path)

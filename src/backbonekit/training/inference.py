@@ -155,13 +155,3 @@ def exported_beside(checkpoint: Path, spec: TaskSpec) -> Path:
     options = argparse.Namespace(input_dtype="uint8", score_threshold=None, max_detections=None)
     spec.export(spec.load(checkpoint, fuse=True), out, DEFAULT_OPSET, options)
     return out
-
-
-def write_eval(result: dict, checkpoint: str | Path, out: str | Path | None) -> Path:
-    """``metrics.json`` in ``out`` or in ``eval/`` of the checkpoint's run folder (not beside the checkpoint: that
-    metrics.json is the training run's own record)."""
-    folder = Path(out) if out else Path(checkpoint).parent / "eval"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "metrics.json"
-    path.write_text(json.dumps(result, indent=2))
-    return path
