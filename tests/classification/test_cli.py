@@ -3,6 +3,7 @@ import json
 
 import pytest
 import torch
+from PIL import Image
 
 from backbonekit.cli import main
 from data_writers import write_image_folder
@@ -124,7 +125,10 @@ def test_checkpoint_classes_must_match_the_data(image_folder, tmp_path, capsys):
 def test_bad_checkpoint_file(tmp_path, capsys):
     bad = tmp_path / "x.ckpt"
     bad.write_bytes(b"\x00" * 10)
-    assert main(["predict", "classify", "--checkpoint", str(bad), str(tmp_path)]) == 2
+    image = tmp_path / "images" / "a.png"  # predict finds its images first: they must be there to reach the file
+    image.parent.mkdir()
+    Image.new("RGB", (8, 8)).save(image)
+    assert main(["predict", "classify", "--checkpoint", str(bad), str(image.parent)]) == 2
     line = _error_line(capsys)
     assert "x.ckpt: not a PyTorch file" in line and "weights_only" not in line
 

@@ -78,7 +78,7 @@ def test_norm_auto_is_group_from_scratch_and_batch_with_pretrained_weights():
     assert norm_choice(Namespace(**{**args, "pretrained_backbone": "b0.pth"})) == "batch"
     assert norm_choice(Namespace(**{**args, "pretrained": "d0.pth"})) == "batch"
     assert norm_choice(Namespace(**{**args, "norm": "batch"})) == "batch"
-    with pytest.raises(ConfigError, match="frozen_bn"):
+    with pytest.raises(ConfigError, match="freeze_bn"):
         DetectionTask(num_classes=3, image_size=(64, 64), norm="group", frozen_bn=True)
     with pytest.raises(ConfigError, match="batch or group"):
         DetectionTask(num_classes=3, image_size=(64, 64), norm="layer")
