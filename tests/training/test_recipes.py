@@ -12,7 +12,7 @@ ONE_STEP = ["--epochs", "1", "--limit-train-batches", "1", "--limit-val-batches"
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    from data_writers import write_cifar10
+    from data_writers import write_cifar10, write_idx
 
     from backbonekit.detection.synth import synthesize_shapes
     from backbonekit.sequence.synth import synthesize_seqdeepfake
@@ -20,7 +20,8 @@ def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("recipe_data")
     synthesize_seqdeepfake(root / "seq", "facial_components", num_images=12, seed=0, image_size=64)
     synthesize_shapes(root / "kitti", "kitti", num_images=6, seed=0, image_size=(48, 144))
-    return {"seq": root / "seq", "cifar": write_cifar10(root / "cifar-10-batches-py"), "kitti": root / "kitti"}
+    return {"seq": root / "seq", "cifar": write_cifar10(root / "cifar-10-batches-py"), "kitti": root / "kitti",
+            "fashion": write_idx(root / "fashion-mnist")}
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +36,7 @@ def _extra(name, data, digits_teacher):
     small = {"seq": ["--data", str(data["seq"]), "--image-size", "64", "--batch-size", "2"],
              "cifar": ["--data", str(data["cifar"]), "--batch-size", "4"],
              "kitti": ["--data", str(data["kitti"]), "--image-size", "48", "144", "--batch-size", "2"],
+             "fashion": ["--data", str(data["fashion"]), "--batch-size", "8"],
              "digits": ["--batch-size", "16"]}
     key = name.split("-")[0].replace("seqdeepfake", "seq").replace("cifar10", "cifar")
     extra = small[key]
@@ -48,7 +50,7 @@ def _extra(name, data, digits_teacher):
 def test_every_recipe_the_issue_names_is_shipped():
     assert set(list_recipes()) == {"seqdeepfake-r50", "seqdeepfake-b4", "cifar10-efficientnet-b0", "cifar10-resnet18",
                                    "kitti-efficientdet-d0", "digits-distill", "digits-fixmatch",
-                                   "digits-noisy-student"}
+                                   "digits-noisy-student", "fashion-mnist-resnet18"}
 
 
 @pytest.mark.parametrize("name", sorted(list_recipes()))
