@@ -23,16 +23,23 @@ def main(argv=None) -> None:
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    training_speed(args.model, batch_size=args.batch_size, steps=args.steps, image_size=args.image_size,
+                   precision=args.precision, threads=args.threads, report=True)
+
+
+def training_speed(model: str, *, batch_size: int = 128, steps: int = 60, image_size: int = 28,
+                   precision: str = "fp32", threads: int = 2, report: bool = False) -> tuple[float, float]:
+    """Images per second of wall time and per ``threads`` CPU-seconds of this process, after 2 warm-up steps."""
+    torch.set_num_threads(threads)
     from backbonekit.classification.task import ClassificationTask
 
-    task = ClassificationTask(model=args.model, num_classes=10, image_size=args.image_size, stem="small").train()
+    task = ClassificationTask(model=model, num_classes=10, image_size=image_size, stem="small").train()
     optimizer = torch.optim.AdamW(task.parameters(), 1e-3)
-    size, n = args.image_size, args.batch_size
+    size, n = image_size, batch_size
     x, y = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8), torch.randint(0, 10, (n,))
 
     def step() -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
             loss = task.training_loss((x, y))
         optimizer.zero_grad()
         loss.backward()
@@ -41,13 +48,14 @@ def main(argv=None) -> None:
     for _ in range(2):
         step()
     wall, cpu = time.perf_counter(), time.process_time()
-    for i in range(1, args.steps + 1):
+    for i in range(1, steps + 1):
         step()
-        if i % 10 == 0 or i == args.steps:
-            dw, dc = time.perf_counter() - wall, time.process_time() - cpu
-            print(f"{args.model} small stem {size} px, batch {n}, {args.precision}: {i} steps in {dw:.0f} s: "
-                  f"{i * n / dw:.1f} images/s wall, {i * n / (dc / args.threads):.1f} per {args.threads} "
+        dw, dc = time.perf_counter() - wall, time.process_time() - cpu
+        if report and (i % 10 == 0 or i == steps):
+            print(f"{model} small stem {size} px, batch {n}, {precision}: {i} steps in {dw:.0f} s: "
+                  f"{i * n / dw:.1f} images/s wall, {i * n / (dc / threads):.1f} per {threads} "
                   f"CPU-seconds", flush=True)
+    return steps * n / dw, steps * n / (dc / threads)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,16 @@ def main(argv=None) -> int:
                         "stops as after Ctrl+C and its best checkpoint so far is scored (the row says so)")
     p.add_argument("--limit-train", type=int, default=None, metavar="N",
                    help="train on N images (N/10 a class, seeded) for a quick try; validation and test stay whole")
+    p.add_argument("--equal-time-min", type=float, default=None, metavar="M",
+                   help="give every model M minutes of one core's CPU time: its training speed is measured first "
+                        "(8 steps, CPU-seconds of this process, so a shared machine does not bias it) and each of "
+                        "--epochs trains on the batches that fit (Lightning's limit_train_batches; a fresh random "
+                        "draw of the 55,000 every epoch); the schedule ends where the budget does")
+    p.add_argument("--limit-train-batches", type=int, default=None, metavar="N",
+                   help="N batches an epoch for every model (equal images seen: the --equal-time-min rows' peer)")
+    p.add_argument("--limit-val-batches", type=int, default=None, metavar="N",
+                   help="validate on N batches of the 5,000 (the best epoch is still chosen on validation)")
+    p.add_argument("--warmup-epochs", type=float, default=1.0)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: 6 with a GPU, else 0)")
     p.add_argument("--threads", type=int, default=None, help="torch threads of each run (default: torch's)")
@@ -80,7 +90,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     report_path = out / "zoo.json"
     report = json.loads(report_path.read_text()) if report_path.is_file() else {"runs": []}
-    report.update(command=" ".join([Path(sys.executable).name, *sys.argv]), recipe=RECIPE, val_ratio=VAL_RATIO,
+    report.update(command=" ".join([Path(sys.executable).name, *sys.argv]), recipe=recipe(args), val_ratio=VAL_RATIO,
                   epochs=args.epochs, batch_size=args.batch_size, limit_train=args.limit_train, device=device_name(),
                   settings_data=args.data,
                   published_source="Fashion-MNIST README benchmark table (dataset-fashion-mnist)")
@@ -101,8 +111,26 @@ def main(argv=None) -> int:
 
 def settings(args) -> dict:
     """What makes two runs of a model comparable: a stored run with other settings is trained again."""
-    return {"epochs": args.epochs, "limit_train": args.limit_train, "batch_size": args.batch_size, "recipe": RECIPE,
-            "time_budget_min": args.time_budget_min, "data": args.data}
+    return {"epochs": args.epochs, "limit_train": args.limit_train, "batch_size": args.batch_size,
+            "recipe": recipe(args), "time_budget_min": args.time_budget_min, "data": args.data,
+            "equal_time_min": args.equal_time_min, "limit_train_batches": args.limit_train_batches,
+            "limit_val_batches": args.limit_val_batches}
+
+
+def recipe(args) -> list[str]:
+    """RECIPE with this invocation's warm-up (shorter when --equal-time-min cuts epochs to a few batches)."""
+    at = RECIPE.index("--warmup-epochs") + 1
+    return [*RECIPE[:at], f"{args.warmup_epochs:g}", *RECIPE[at + 1:]]
+
+
+def batches_in_budget(model: str, args) -> tuple[int, float]:
+    """--equal-time-min: the batches an epoch that make --epochs epochs last M minutes of one core's CPU time."""
+    from fashion_mnist_speed import training_speed
+
+    _, per_cpu_s = training_speed(model, batch_size=args.batch_size, steps=8, threads=args.threads or 1)
+    per_core_s = per_cpu_s / (args.threads or 1)
+    total = args.equal_time_min * 60 * per_core_s / args.batch_size
+    return max(1, int(total // args.epochs)), per_core_s
 
 
 def run_one(model: str, seed: int, args, workers: int, out: Path) -> dict:
@@ -110,14 +138,23 @@ def run_one(model: str, seed: int, args, workers: int, out: Path) -> dict:
     name = f"{model}-s{seed}"
     run = out / "classify" / name
     command = [sys.executable, "-m", "backbonekit", "train", "classify", "--data", args.data, "--model", model,
-               *RECIPE, "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--val-ratio",
+               *recipe(args), "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--val-ratio",
                f"{VAL_RATIO:.10f}", "--seed", str(seed), "--workers", str(workers), "--out", str(out), "--name", name,
                "--exist-ok", "--progress", "lines"]
     if args.limit_train:
         command += ["--labels-per-class", str(max(1, args.limit_train // 10))]
     if args.threads:
         command += ["--threads", str(args.threads)]
-    row = {"model": model, "seed": seed, "settings": settings(args), "command": " ".join(command[2:])}
+    row = {"model": model, "seed": seed, "settings": settings(args)}
+    batches = args.limit_train_batches
+    if args.equal_time_min:
+        batches, row["measured_images_per_core_s"] = batches_in_budget(model, args)
+    if batches:
+        command += ["--limit-train-batches", str(batches)]
+        row["train_batches_per_epoch"] = batches
+    if args.limit_val_batches:
+        command += ["--limit-val-batches", str(args.limit_val_batches)]
+    row["command"] = " ".join(command[2:])
     log = out / "logs" / f"{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     print(f"{name}: training (log {log})", flush=True)
@@ -137,7 +174,7 @@ def run_one(model: str, seed: int, args, workers: int, out: Path) -> dict:
                 child.wait()
     row["wall_s"] = round(time.time() - start, 1)
     row["exit_code"] = child.returncode
-    row.update(epoch_record(run))
+    row.update(epoch_record(run, row.get("train_batches_per_epoch"), args.batch_size))
     best = run / "best.ckpt"
     if not best.is_file():
         row["error"] = f"no best.ckpt (exit {child.returncode}; see {log})"
@@ -150,7 +187,7 @@ def run_one(model: str, seed: int, args, workers: int, out: Path) -> dict:
     return row
 
 
-def epoch_record(run: Path) -> dict:
+def epoch_record(run: Path, batches: int | None, batch_size: int) -> dict:
     """Epochs done, the seconds they took, best validation top-1, and training images per second of those epochs
     (validation included: on a --limit-train try it dominates, on the full 55,000 it is a tenth of the images)."""
     path = run / "results.csv"
@@ -165,7 +202,9 @@ def epoch_record(run: Path) -> dict:
         data = yaml.safe_load(hparams.read_text())["data"]
         train_images = data["train"]
         record.update(train_images=train_images, val_images=data["val"])
-        record["images_per_s"] = round(train_images * len(rows) / seconds, 1) if seconds else None
+        per_epoch = min(train_images, batches * batch_size) if batches else train_images
+        record["images_seen"] = per_epoch * len(rows)
+        record["images_per_s"] = round(per_epoch * len(rows) / seconds, 1) if seconds else None
     return record
 
 
@@ -220,6 +259,7 @@ def aggregate(runs: list[dict]) -> list[dict]:
             "mean": statistics.mean(scores), "sd": statistics.stdev(scores) if len(scores) > 1 else None,
             "params": done[0]["params"], "epochs": [r["epochs_done"] for r in done],
             "train_min": statistics.mean(r["train_s"] for r in done) / 60,
+            "images_seen": statistics.mean(r.get("images_seen") or 0 for r in done),
             "images_per_s": statistics.mean(r["images_per_s"] for r in done if r.get("images_per_s")) if any(
                 r.get("images_per_s") for r in done) else None,
             "stopped_by_budget": sum(bool(r.get("stopped_by_budget")) for r in done),
@@ -248,11 +288,12 @@ def markdown(report: dict) -> str:
              f"{report['device']}; trained on {said['train_images']} images, best epoch chosen on "
              f"{said['val_images']} validation images carved from the training files; recipe: "
              f"`{' '.join(report['recipe'])}`, batch {report['batch_size']}. Command: `{report['command']}`", "",
-             "| model | test top-1 % | params | epochs | train min | train images/s | published row | published % |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| model | test top-1 % | params | epochs | images seen | train min | train images/s | published row "
+             "| published % |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in report["rows"]:
         if "mean" not in r:
-            lines.append(f"| {r['model']} | failed: {r['error']} | | | | | | |")
+            lines.append(f"| {r['model']} | failed: {r['error']} | | | | | | | |")
             continue
         score = f"{r['mean']:.2f}" + (f" ± {r['sd']:.2f} ({len(r['seeds'])} seeds)" if r["sd"] is not None else "")
         epochs = "/".join(str(e) for e in sorted(set(r["epochs"])))
@@ -260,8 +301,10 @@ def markdown(report: dict) -> str:
             epochs += f" (budget stopped {r['stopped_by_budget']})"
         speed = f"{r['images_per_s']:.0f}" if r["images_per_s"] else "-"
         published = f"{r['published_row']} [{r['published_relation']}]" if r["published_row"] else "-"
-        lines.append(f"| {r['model']} | {score} | {r['params'] / 1e6:.2f}M | {epochs} | {r['train_min']:.1f} | "
-                     f"{speed} | {published} | {r['published'] if r['published'] is not None else '-'} |")
+        seen = f"{r['images_seen'] / 1000:.1f}k" if r.get("images_seen") else "-"
+        lines.append(f"| {r['model']} | {score} | {r['params'] / 1e6:.2f}M | {epochs} | {seen} | "
+                     f"{r['train_min']:.1f} | {speed} | {published} | "
+                     f"{r['published'] if r['published'] is not None else '-'} |")
     return "\n".join(lines) + "\n"
 
 
