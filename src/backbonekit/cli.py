@@ -33,6 +33,7 @@ VERBS = tuple(VERB_HELP)
 COMMAND_MODULES = (
     "backbonekit.tools.commands",
     "backbonekit.tools.export_command",
+    "backbonekit.tools.quantize_command",
 )
 
 

@@ -19,3 +19,7 @@ class DataError(BackbonekitError):
 
 class ConfigError(BackbonekitError):
     """An unknown model name, option value or combination of options."""
+
+
+class GateRefused(BackbonekitError):
+    """A result refused by an accuracy gate (int8 losing more than allowed); the message names the figures."""

@@ -42,5 +42,11 @@ def explain(trained, paths, options) -> list:
     return explain_classifier(trained, paths, options)
 
 
+def int8():
+    from backbonekit.classification import int8 as module
+
+    return module
+
+
 SPEC = register_task(TaskSpec("classify", __name__, add_commands, task_class, load, export, check_export,
-                              onnx_model=onnx_model, explain=explain, backbone_source=True))
+                              onnx_model=onnx_model, int8=int8, explain=explain, backbone_source=True))

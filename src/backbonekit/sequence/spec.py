@@ -42,5 +42,11 @@ def explain(trained, paths, options) -> list:
     return explain_sequence(trained, paths, options)
 
 
+def int8():
+    from backbonekit.sequence import int8 as module
+
+    return module
+
+
 SPEC = register_task(TaskSpec("sequence", __name__, add_commands, task_class, load, export, check_export,
-                              onnx_model=onnx_model, explain=explain))
+                              onnx_model=onnx_model, int8=int8, explain=explain))

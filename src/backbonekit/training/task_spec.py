@@ -30,6 +30,7 @@ class TaskSpec:
     onnx_model: Callable[..., Any] | None = None  # (OnnxRunner of its exported file) → used as predict uses `load`
     explain: Callable[..., Any] | None = None  # (trained task, image paths, ExplainOptions) → files, as written
     backbone_source: bool = False              # its checkpoints are what another task's --pretrained-backbone takes
+    int8: Callable[[], Any] | None = None      # () → its int8 module: calibration, score (training/int8.py)
 
 
 _TASKS: dict[str, TaskSpec] = {}
