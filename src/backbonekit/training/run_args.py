@@ -64,12 +64,15 @@ def add_runtime_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runtime", choices=("torch", "onnxruntime", "openvino", "auto"), default="torch",
                    help="torch (eager PyTorch), onnxruntime or openvino: the checkpoint exported once to <stem>.onnx "
                         "beside it (an .onnx file given as --checkpoint runs in onnxruntime unless openvino is "
-                        "asked); auto: the fastest here at --batch-size, measured once and remembered in "
-                        "runtime.json beside the checkpoint")
+                        "asked); auto: the fastest here at --batch-size (and precision, with --runtime-precision "
+                        "auto, its default), measured once and remembered in runtime.json beside the checkpoint")
     # Not --precision: train's --precision is Lightning's training precision (32, bf16-mixed, 16-mixed), the spelling
     # Lightning users know and every run.yaml records; this one is the exported runtime's arithmetic, beside --runtime.
-    p.add_argument("--runtime-precision", choices=("fp32", "bf16"), default="fp32",
-                   help="--runtime openvino: bf16 where the CPU has it (faster; its error against fp32 is printed)")
+    p.add_argument("--runtime-precision", choices=("fp32", "bf16", "int8", "auto"), default=None,
+                   help="fp32 (default; auto with --runtime auto); bf16: --runtime openvino where the CPU has it "
+                        "(its error against fp32 is printed); int8: onnxruntime or openvino, the file `backbonekit "
+                        "quantize` wrote, else quantised now through its accuracy gate (1 point); auto: with "
+                        "--runtime auto, the fastest precision whose accuracy passed its gate")
     p.add_argument("--precision", dest="runtime_precision", choices=("fp32", "bf16"), action=Deprecated,
                    replacement="--runtime-precision", help=argparse.SUPPRESS)
 
