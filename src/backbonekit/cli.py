@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "backbonekit.tools.commands",
     "backbonekit.tools.export_command",
     "backbonekit.tools.quantize_command",
+    "backbonekit.serve.command",
 )
 
 

@@ -5,6 +5,7 @@ started.
     api.py                            5.5 (bk.train/evaluate/…: runs the commands' own parsers, so above cli)
     cli                               5
     tools/                            4   (commands over any model or task)
+    serve/                            4   (`backbonekit serve`: any task's model over HTTP, through the registry)
     tasks.py                          3.5 (the tasks by name: what a checkpoint records → its load())
     classification/ detection/ sequence/   3   (tasks: never import each other)
     explain/                          2.5 (what the tasks' explanations share: CAM methods, layers, drawing)
@@ -24,7 +25,7 @@ from backbonekit.tasks import BUILTIN
 TASK_FOLDERS = {module.split(".")[1] for module in BUILTIN}
 LAYERS = {"errors": 0, "nn": 1, "weights": 1, "io": 1, "models": 2, "training": 2, "explain": 2.5,
           **{t: 3 for t in TASK_FOLDERS},
-          "tasks": 3.5, "tools": 4, "cli": 5, "api": 5.5, "__main__": 6}
+          "tasks": 3.5, "tools": 4, "serve": 4, "cli": 5, "api": 5.5, "__main__": 6}
 
 
 def _module_name(path: Path) -> str:

@@ -29,8 +29,14 @@ def predict_images(checkpoint: str | Path, paths: list[str], top_k: int = 5, bat
     k = max(1, min(top_k, len(names)))
     for chunk in read_in_batches(images, batch_size, skip_bad_images):
         batch = torch.stack([transform(image) for _, image in chunk])
-        with torch.inference_mode():
-            probs = trained(batch.to(device)).softmax(-1).cpu()
-        values, indices = probs.topk(k, dim=-1)
-        for (path, _), v, i in zip(chunk, values.tolist(), indices.tolist()):
-            yield {"path": str(path), "top": [(names[c], round(p, 6)) for p, c in zip(v, i)]}
+        for (path, _), top in zip(chunk, top_classes(trained, batch, names, k, device)):
+            yield {"path": str(path), "top": top}
+
+
+def top_classes(trained, batch: torch.Tensor, names: list[str], k: int, device) -> list[list[tuple[str, float]]]:
+    """Each image's ``k`` most likely (class name, probability): the one computation ``predict`` and ``serve``
+    share, so that both give the same numbers."""
+    with torch.inference_mode():
+        probs = trained(batch.to(device)).softmax(-1).cpu()
+    values, indices = probs.topk(k, dim=-1)
+    return [[(names[c], round(p, 6)) for p, c in zip(v, i)] for v, i in zip(values.tolist(), indices.tolist())]

@@ -55,7 +55,7 @@ def predict_images(checkpoint: str | Path, paths: list[str], out: str | Path, sc
     for chunk in read_in_batches(images, batch_size, skip_bad_images, skipped):
         originals = [tv_tensors.Image(image_to_tensor(image)) for _, image in chunk]
         letterboxed = [transform(image, empty_target(image)) for image in originals]
-        batch = torch.stack([image.as_subclass(torch.Tensor) for image, _ in letterboxed])
+        batch = letterboxed_batch(letterboxed)
         detections = task.detect(batch.to(device), score_threshold=score_threshold)
         for (path, _), image, (_, target), det in zip(chunk, originals, letterboxed, detections):
             det = unletterbox_detections(det, target["letterbox"])
@@ -100,10 +100,7 @@ class ResultWriter:
                              detections_to_kitti(det["boxes"], det["scores"], det["labels"], self.names))
         if "coco" in self.save:
             self.coco_results += detections_to_coco_results([det], [self.image_id(path)], self.category_ids)
-        labels = det["labels"].tolist()
-        boxes = [{"class": self.names[c], "score": round(s, 6), "box": [round(v, 2) for v in b]}
-                 for c, s, b in zip(labels, det["scores"].tolist(), det["boxes"].tolist())]
-        return {"path": str(path), "counts": dict(Counter(self.names[i] for i in labels)), "detections": boxes}
+        return {"path": str(path), **detection_fields(det, self.names)}
 
     def image_id(self, path: Path) -> int | str:
         found = self.image_ids(path) if self.image_ids is not None else None
@@ -130,6 +127,19 @@ class ResultWriter:
             return ["COCO image_id: the file stem (no COCO annotation file to take ids from: --annotations)"]
         sources = ", ".join(map(str, self.image_ids.sources))
         return [f"COCO image_id: {self.unmatched} of {self.count} images are not in {sources}; theirs is the file stem"]
+
+
+def letterboxed_batch(letterboxed: list[tuple]) -> torch.Tensor:
+    """The (image, target) pairs of ``eval_transforms`` as one uint8 batch."""
+    return torch.stack([image.as_subclass(torch.Tensor) for image, _ in letterboxed])
+
+
+def detection_fields(det: dict, names: list[str]) -> dict:
+    """One image's detections (in its own pixels) as ``predict --format json`` and ``serve`` write them."""
+    labels = det["labels"].tolist()
+    boxes = [{"class": names[c], "score": round(s, 6), "box": [round(v, 2) for v in b]}
+             for c, s, b in zip(labels, det["scores"].tolist(), det["boxes"].tolist())]
+    return {"counts": dict(Counter(names[i] for i in labels)), "detections": boxes}
 
 
 def empty_target(image) -> dict:

@@ -43,6 +43,12 @@ def explain(trained, paths, options) -> list:
     return explain_detector(trained, paths, options)
 
 
+def serving(model, device, options):
+    from backbonekit.detection.serve import Serving
+
+    return Serving(model, device, options)
+
+
 def int8():
     from backbonekit.detection import int8 as module
 
@@ -51,4 +57,4 @@ def int8():
 
 SPEC = register_task(TaskSpec("detect", __name__, add_commands, task_class, load, export, check_export,
                               export_options=("score_threshold", "max_detections"),
-                              onnx_model=onnx_model, int8=int8, explain=explain))
+                              onnx_model=onnx_model, int8=int8, explain=explain, serving=serving))

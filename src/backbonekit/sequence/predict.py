@@ -41,18 +41,23 @@ def predict_sequences(checkpoint: str | Path, paths=(), *, data: str | Path | No
         truth = {p: (str(p), None) for p in images}
     rows = []
     for chunk in read_in_batches(truth, batch_size, skip_bad_images):
-        images = torch.stack([transform(image) for _, image in chunk]).to(device)
-        with torch.inference_mode():
-            predicted = task(images).cpu().tolist()
-        for (path, _), pred in zip(chunk, predicted):
+        images = torch.stack([transform(image) for _, image in chunk])
+        for (path, _), fields in zip(chunk, sequence_fields(task, images, subset, device)):
             name, true = truth[path]
-            row = {"file_path": name, "label": pred, "name": label_to_name(pred, subset)}
+            row = {"file_path": name, **fields}
             if true is not None:
                 row.update(true_label=true, true_name=label_to_name(true, subset))
             rows.append(row)
             if on_row is not None:
                 on_row(row)
     return rows
+
+
+def sequence_fields(task, images: torch.Tensor, subset: str, device) -> list[dict]:
+    """Each image's predicted ``label`` (ids) and its ``name``: the computation ``predict`` and ``serve`` share."""
+    with torch.inference_mode():
+        predicted = task(images.to(device)).cpu().tolist()
+    return [{"label": pred, "name": label_to_name(pred, subset)} for pred in predicted]
 
 
 def write_csv(rows: list[dict], path: str | Path) -> Path:

@@ -42,6 +42,12 @@ def explain(trained, paths, options) -> list:
     return explain_sequence(trained, paths, options)
 
 
+def serving(model, device, options):
+    from backbonekit.sequence.serve import Serving
+
+    return Serving(model, device, options)
+
+
 def int8():
     from backbonekit.sequence import int8 as module
 
@@ -49,4 +55,4 @@ def int8():
 
 
 SPEC = register_task(TaskSpec("sequence", __name__, add_commands, task_class, load, export, check_export,
-                              onnx_model=onnx_model, int8=int8, explain=explain))
+                              onnx_model=onnx_model, int8=int8, explain=explain, serving=serving))

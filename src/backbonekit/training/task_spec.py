@@ -31,6 +31,7 @@ class TaskSpec:
     explain: Callable[..., Any] | None = None  # (trained task, image paths, ExplainOptions) → files, as written
     backbone_source: bool = False              # its checkpoints are what another task's --pretrained-backbone takes
     int8: Callable[[], Any] | None = None      # () → its int8 module: calibration, score (training/int8.py)
+    serving: Callable[..., Any] | None = None  # (inference model, device, ServeOptions) → what `serve` runs (serve/)
 
 
 _TASKS: dict[str, TaskSpec] = {}
