@@ -29,7 +29,10 @@ from backbonekit.errors import BackbonekitError, ConfigError
 
 @dataclass
 class Run:
-    """A training run's folder and what it holds."""
+    """A training run's folder and what it holds.
+
+    ``folder``: the run folder (``runs/TASK/NAME``); ``exit_code``: the command's exit status.
+    """
     folder: Path
     exit_code: int = 0                      # 0: trained to the end; 130: stopped by Ctrl+C (last.ckpt resumes it)
 
@@ -46,6 +49,7 @@ class Run:
 
     @property
     def best_checkpoint(self) -> Path | None:
+        """``best.ckpt`` (the best validation score's checkpoint), or None when the run saved none."""
         path = self.folder / "best.ckpt"
         return path if path.is_file() else None
 

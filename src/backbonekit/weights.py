@@ -263,6 +263,7 @@ def save_weights(model: nn.Module, path: str | os.PathLike, metadata: dict | Non
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The string metadata of a safetensors file (what ``save_weights`` wrote: architecture, class names …)."""
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)

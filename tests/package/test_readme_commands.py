@@ -1,36 +1,21 @@
-"""Every `backbonekit …` command shown in README.md parses with the real command line: a documented flag that does not
-exist, or a sub-command that was renamed, fails here. (Running them needs the users' files; the tests of each task
-run the same commands on data they write.)"""
-import re
+"""Every `backbonekit …` command shown in README.md and the docs (docs/*.md) parses with the real command line: a
+documented flag that does not exist, or a sub-command that was renamed, fails here. (Running them needs the users'
+files; the tests of each task run the same commands on data they write.) Every Python block of those pages parses."""
+import ast
 import shlex
-from pathlib import Path
 
 import pytest
+from docs_pages import blocks, commands
 
 from backbonekit.cli import build_parser
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-
-
-def readme_commands() -> list[str]:
-    commands = []
-    for block in re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.S):
-        text = block.replace("\\\n", " ")  # continued lines
-        for line in text.splitlines():
-            line = line.split("#", 1)[0].strip()
-            # `srun backbonekit …`, `torchrun … -m backbonekit.cli …` run the same parser
-            match = re.search(r"(?:^|\s)(?:backbonekit|-m backbonekit(?:\.cli)?)\s+(.*)$", line)
-            if match and not line.startswith(("python3 -m venv", "pip")):
-                commands.append(match[1])
-    return commands
-
 
 def test_readme_shows_commands():
-    words = {c.split()[0] for c in readme_commands()}
-    assert {"train", "eval", "predict", "data", "export", "models", "summary", "bench"} <= words
+    words = {c.split()[0] for c in commands()}
+    assert {"train", "eval", "predict", "data", "export", "models", "summary", "bench", "explain", "recipes"} <= words
 
 
-@pytest.mark.parametrize("command", readme_commands())
+@pytest.mark.parametrize("command", commands())
 def test_readme_command_parses(command):
     words = shlex.split(command)
     if {"--help", "--version"} & set(words):  # they print and exit 0 (any other exit is a parse error)
@@ -39,3 +24,8 @@ def test_readme_command_parses(command):
         assert done.value.code == 0
     else:
         build_parser().parse_args(words)
+
+
+@pytest.mark.parametrize("page, block", blocks("python"), ids=lambda value: value if value.endswith(".md") else "")
+def test_python_block_is_python(page, block):
+    ast.parse(block, filename=page)

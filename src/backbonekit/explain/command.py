@@ -22,7 +22,7 @@ def add_explain_arguments(p: argparse.ArgumentParser, cams: bool = True) -> None
         p.add_argument("--method", choices=METHODS, default=None,
                        help="the CAM method (grad-cam's); default: gradcam (classify), layercam (detect)")
         p.add_argument("--layer", help="the module whose activations are explained (e.g. layer3, "
-                                       "backbone.body.stages.2); default: a level of the backbone, see README")
+                                       "backbone.body.stages.2); default: a level of the backbone, see docs/explain.md")
     p.add_argument("--out", help="folder for the PNGs (default: explain/ in the checkpoint's run folder)")
     p.add_argument("--feature-maps", type=positive_int, default=None, metavar="N",
                    help="also draw the first N channels of every backbone level, one PNG per image")

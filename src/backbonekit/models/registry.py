@@ -54,6 +54,7 @@ def list_models(pattern: str = "*", task: str | None = None) -> list[str]:
 
 
 def model_entrypoint(name: str) -> Callable[..., nn.Module]:
+    """The constructor registered as ``name``; an unknown name is a ``ConfigError`` naming the closest ones."""
     _import_all()
     try:
         return _ENTRYPOINTS[name]

@@ -24,7 +24,8 @@ def add_run_arguments(p: argparse.ArgumentParser, batch_size: int = 32) -> None:
                    help="CPU threads for torch (default: one per core); idle threads sleep rather than spin")
     p.add_argument("--deterministic", action="store_true")
     p.add_argument("--compile", action="store_true",
-                   help="torch.compile the model (20–55 s of compiling first on a 2-core CPU; README: where it pays)")
+                   help="torch.compile the model (20–55 s of compiling first on a 2-core CPU; "
+                        "docs/training.md: where it pays)")
     p.add_argument("--ema", type=float, default=None, metavar="DECAY",
                    help="keep an exponential moving average of the weights (e.g. 0.999): validation, best.ckpt and "
                         "best.safetensors use it")
