@@ -18,6 +18,15 @@ def png_bytes(grey: int = 128, size: tuple[int, int] = (8, 8), fmt: str = "PNG")
     return buffer.getvalue()
 
 
+def noise_png(size: int = 64) -> bytes:
+    """A PNG of random pixels: its compressed data is as long as the image (cut short, it cannot decode)."""
+    import numpy as np
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 class EchoModel:
     """Answers each image with its grey level, so a caller can tell its own row from another's; records the size
     of every batch it runs; ``delay`` seconds a batch."""
