@@ -2,6 +2,7 @@
 whose object is gone), the README stays a short front page, and the command-line page shows every command."""
 import argparse
 import os
+import re
 import subprocess
 import sys
 
@@ -24,6 +25,9 @@ def test_readme_is_a_front_page():
     assert len(lines) <= 200
     first_block = lines[lines.index("```bash") + 1:lines.index("```bash") + 3]
     assert [line.split()[:2] for line in first_block] == [["make", "demo"], ["make", "test"]]
+    # mkdocs checks the links between docs pages; the README's into them are checked here
+    targets = re.findall(r"\]\((?!https?:)([^)#]+)", "\n".join(lines))
+    assert targets and all((ROOT / target).exists() for target in targets), targets
 
 
 def _nav_pages(nav) -> set[str]:
