@@ -1,6 +1,7 @@
 """Dynamic batching: requests that arrive together run as one batch, each caller gets its own row back, and a full
 queue answers 503 with Retry-After at once."""
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -78,3 +79,11 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_result():
     assert sum(model.batches) == 16 and max(model.batches) > 2  # images of several requests in one batch
     assert "backbonekit_images_total 16.0" in metrics
     assert f"backbonekit_batch_size_count {len(model.batches)}.0" in metrics
+
+
+def test_a_lone_request_does_not_wait_for_company():
+    # --max-wait-ms is how long a batch may wait while other requests are on their way; with none, it runs at once
+    with TestClient(echo_app(max_wait_ms=3000)) as client:
+        start = time.perf_counter()
+        assert client.post("/v1/predict", files={"file": ("a.png", png_bytes())}).status_code == 200
+        assert time.perf_counter() - start < 1.5

@@ -28,7 +28,9 @@ log = logging.getLogger("backbonekit.serve")
 
 def create_app(model, options: ServeOptions) -> FastAPI:
     metrics = Metrics()
-    batcher = Batcher(model.run, options.max_batch, options.max_wait_ms, options.max_queue, metrics.batch)
+    arriving = Arrivals()
+    batcher = Batcher(model.run, options.max_batch, options.max_wait_ms, options.max_queue, metrics.batch,
+                      arriving=lambda: arriving.count)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -40,7 +42,7 @@ def create_app(model, options: ServeOptions) -> FastAPI:
     app = FastAPI(title="backbonekit serve", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.batcher, app.state.metrics, app.state.model = batcher, metrics, model
     app.add_exception_handler(RequestError, lambda request, e: error_response(e))
-    add_routes(app, model, options, batcher, metrics)
+    add_routes(app, model, options, batcher, metrics, arriving)
     return Guard(app, options.key(), options.max_body_bytes, metrics)
 
 
@@ -48,7 +50,13 @@ def error_response(e: RequestError) -> JSONResponse:
     return JSONResponse({"error": e.reason}, e.status, e.headers)
 
 
-def add_routes(app: FastAPI, model, options: ServeOptions, batcher: Batcher, metrics: Metrics) -> None:
+class Arrivals:
+    """Predict requests read or decoded now, whose images the batcher may wait for (only the event loop counts)."""
+    count = 0
+
+
+def add_routes(app: FastAPI, model, options: ServeOptions, batcher: Batcher, metrics: Metrics,
+               arriving: Arrivals) -> None:
     page = resources.files("backbonekit.serve").joinpath("page.html").read_text()
 
     @app.get("/", response_class=HTMLResponse)
@@ -72,7 +80,7 @@ def add_routes(app: FastAPI, model, options: ServeOptions, batcher: Batcher, met
 
     @app.post("/v1/predict")
     async def predict(request: Request):
-        return await within(options.timeout_s, predict_rows(request, model, options, batcher))
+        return await within(options.timeout_s, predict_rows(request, model, options, batcher, arriving))
 
     @app.post("/v1/explain")
     async def explain(request: Request):
@@ -104,19 +112,29 @@ async def read_images(request: Request, options: ServeOptions, max_images: int) 
                                             for name, data in files])
 
 
-async def predict_rows(request: Request, model, options: ServeOptions, batcher: Batcher) -> dict:
-    images = await read_images(request, options, options.max_images)
-    prepared = await run_in_threadpool(lambda: [model.prepare(image) for _, image in images])
+async def predict_rows(request: Request, model, options: ServeOptions, batcher: Batcher, arriving: Arrivals) -> dict:
     futures = []
+    arriving.count += 1
     try:
-        for item in prepared:
-            futures.append(batcher.submit(item))
+        try:
+            body = await request.body()
+            files = uploaded_files(request.headers.get("content-type", ""), body, options.max_images)
+            # decoded and prepared in one trip to a worker thread: each trip costs the event loop a hand-over
+            prepared = await run_in_threadpool(prepare_all, model, files, options.max_pixels)
+            for _, item in prepared:
+                futures.append(batcher.submit(item))
+        finally:
+            arriving.count -= 1
         rows = await asyncio.gather(*map(asyncio.wrap_future, futures))
     finally:
         for future in futures:
             future.cancel()  # a refused or timed-out request takes its images out of the queue (run ones stay)
     field = getattr(model, "path_field", "path")  # predict's name for it: sequence's rows say file_path
-    return {"task": model.task, "results": [{field: name, **row} for (name, _), row in zip(images, rows)]}
+    return {"task": model.task, "results": [{field: name, **row} for (name, _), row in zip(prepared, rows)]}
+
+
+def prepare_all(model, files: list[tuple[str, bytes]], max_pixels: int) -> list[tuple[str, object]]:
+    return [(name, model.prepare(decode_upload(name, data, max_pixels))) for name, data in files]
 
 
 async def explain_maps(request: Request, model, options: ServeOptions, fmt: str) -> dict:
