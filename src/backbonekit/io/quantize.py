@@ -31,6 +31,10 @@ RUNTIMES = ("onnxruntime", "openvino")
 LAYER_TYPES = ("conv", "depthwise", "se", "linear")
 QUANTISABLE_OPS = {"Conv": "conv", "Gemm": "linear", "MatMul": "linear"}
 CALIBRATION_BATCH = 8
+# The ops onnxruntime quantises: those with weights and those int8 kernels chain through. Not Pad, the normalisations,
+# Where or Gather, whose constant inputs onnxruntime's QDQ quantiser cannot give shared parameters (it raises).
+ORT_OPS = ("Conv", "Gemm", "MatMul", "Add", "Mul", "Relu", "Clip", "Sigmoid", "MaxPool", "AveragePool",
+           "GlobalAveragePool", "Concat", "Resize")
 
 
 def require(runtime: str) -> None:
@@ -119,7 +123,8 @@ def _quantize_ort(source, out, batches: list[np.ndarray], keep_float: list[str])
             return None if batch is None else {"images": batch}
 
     quantize_static(str(source), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=keep_float)
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=keep_float,
+                    op_types_to_quantize=list(ORT_OPS))
 
 
 @contextlib.contextmanager

@@ -3,8 +3,9 @@
 validation split scored in fp32 and in int8 on that runtime. The int8 file is written beside the checkpoint only when
 the drop is at most ``max_drop`` points; otherwise nothing is written and the refusal names the figures.
 
-Beside the checkpoint on success: ``<stem>.int8-<runtime>.onnx`` and ``int8.json``, which records per file the
-scores, the drop, the limit, the calibration and what stayed float. ``eval``/``predict --runtime-precision int8``
+Beside the checkpoint on success: ``<stem>.int8-<runtime>.onnx`` and ``precisions.json``, which records per file the
+scores, the drop, the limit, the calibration and what stayed float (and OpenVINO bf16's gate, ``bf16_gate``, which
+``--runtime auto`` reads). ``eval``/``predict --runtime-precision int8``
 read the file, or quantise through this gate on first use.
 
 What a task gives (``TaskSpec.int8`` → its ``int8`` module): ``METRIC`` (the score's name), ``SCOPES`` (module paths
@@ -29,11 +30,11 @@ from pathlib import Path
 
 import torch
 
-from backbonekit.errors import ConfigError, DataError, GateRefused
+from backbonekit.errors import BackbonekitError, ConfigError, DataError, GateRefused
 from backbonekit.training.run_record import recorded_settings
 from backbonekit.training.task_spec import TaskSpec
 
-RECORD = "int8.json"
+RECORD = "precisions.json"
 MIN_CALIBRATION = 16       # fewer images make the activation ranges of a few batches: refused
 DEFAULT_CALIBRATION = 300  # NNCF's own default subset size
 DEFAULT_MAX_DROP = 1.0
@@ -70,8 +71,62 @@ def gated_file(checkpoint: str | Path, spec: TaskSpec, runtime: str) -> Path:
               f"{entry['int8']:.2f}, drop {entry['drop']:.2f} ≤ {entry['max_drop']:.2f})", file=sys.stderr)
         return out
     print(f"int8 ({runtime}): quantising {checkpoint} now (once: later runs reuse {out.name})", file=sys.stderr)
-    quantize_checkpoint(checkpoint, spec, Int8Options(runtime=runtime))
+    with contextlib.redirect_stdout(sys.stderr):  # eval and predict may print their results on stdout
+        quantize_checkpoint(checkpoint, spec, Int8Options(runtime=runtime))
     return out
+
+
+def gates_passed(checkpoint: str | Path, spec: TaskSpec, precisions=("bf16", "int8")) -> list[tuple[str, str]]:
+    """The (runtime, precision) pairs besides fp32 whose accuracy gate passes for this checkpoint (gated now where
+    never before); each one left out is said in one line."""
+    passed = []
+    for runtime, precision in (("openvino", "bf16"), ("onnxruntime", "int8"), ("openvino", "int8")):
+        if precision not in precisions:
+            continue
+        try:
+            if precision == "bf16":
+                bf16_gate(checkpoint, spec)
+            else:
+                gated_file(checkpoint, spec, runtime)
+            passed.append((runtime, precision))
+        except BackbonekitError as e:
+            print(f"runtime auto: {runtime} {precision} left out: {e}", file=sys.stderr)
+    return passed
+
+
+def bf16_gate(checkpoint: str | Path, spec: TaskSpec, max_drop: float = DEFAULT_MAX_DROP,
+              batch_size: int = 32) -> dict:
+    """OpenVINO bf16 against fp32 on the run's validation split: the record's entry, or ``GateRefused``."""
+    from backbonekit.io.openvino_runtime import OpenVinoRunner
+
+    checkpoint = Path(checkpoint)
+    entry = read_record(checkpoint).get("bf16-openvino")
+    if entry and entry.get("checkpoint_mtime_ns") == checkpoint.stat().st_mtime_ns and entry["max_drop"] <= max_drop:
+        return entry
+    if spec.int8 is None:
+        raise ConfigError(f"the {spec.name} task has no accuracy gate")
+    support = spec.int8()
+    with tempfile.TemporaryDirectory(prefix="backbonekit-bf16-") as tmp:
+        fp32 = _fp32_file(checkpoint, spec, spec.load(checkpoint, fuse=True), Path(tmp))
+        scores = {p: float(support.score(checkpoint, spec.onnx_model(OpenVinoRunner(fp32, p)), batch_size))
+                  for p in ("fp32", "bf16")}
+    drop = scores["fp32"] - scores["bf16"]
+    print(f"OpenVINO bf16 on the run's validation split, {support.METRIC}: fp32 {scores['fp32']:.2f}, bf16 "
+          f"{scores['bf16']:.2f}, drop {drop:.2f} points (limit {max_drop:g})", file=sys.stderr)
+    if drop > max_drop:
+        raise GateRefused(f"bf16 refused: {support.METRIC} fp32 {scores['fp32']:.2f}, bf16 {scores['bf16']:.2f}, "
+                          f"drop {drop:.2f} points > {max_drop:g}")
+    entry = {"metric": support.METRIC, "fp32": round(scores["fp32"], 4), "bf16": round(scores["bf16"], 4),
+             "drop": round(drop, 4), "max_drop": max_drop, "runtime": "openvino", "checkpoint": checkpoint.name,
+             "checkpoint_mtime_ns": checkpoint.stat().st_mtime_ns}
+    _write_entry(checkpoint, "bf16-openvino", entry)
+    return entry
+
+
+def _write_entry(checkpoint: Path, key: str, entry: dict) -> None:
+    record = read_record(checkpoint)
+    record[key] = entry
+    (checkpoint.parent / RECORD).write_text(json.dumps(record, indent=2) + "\n")
 
 
 def quantize_checkpoint(checkpoint: str | Path, spec: TaskSpec, options: Int8Options) -> dict:
@@ -103,9 +158,7 @@ def quantize_checkpoint(checkpoint: str | Path, spec: TaskSpec, options: Int8Opt
     entry = {**figures, "file": out.name, "runtime": options.runtime, "max_drop": options.max_drop,
              "checkpoint": checkpoint.name, "checkpoint_mtime_ns": checkpoint.stat().st_mtime_ns,
              "size_mb": round(out.stat().st_size / 1e6, 2)}
-    record = read_record(checkpoint)
-    record[out.name] = entry
-    (checkpoint.parent / RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    _write_entry(checkpoint, out.name, entry)
     print(f"wrote {out} ({entry['size_mb']:.1f} MB) and its scores in {checkpoint.parent / RECORD}")
     return entry
 
