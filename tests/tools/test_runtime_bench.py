@@ -2,6 +2,8 @@
 the peer's eager outputs, ratios against the peer eager and on the same runtime, a chart."""
 import json
 
+import pytest
+
 from backbonekit.cli import main
 from backbonekit.tools.runtime_bench import RuntimeRow, ratios, run_runtime_bench
 
@@ -45,3 +47,17 @@ def test_detector_runtimes_give_the_same_detections():
                                                  ("onnxruntime", "ours"), ("openvino", "ours")}
     for row in rows:  # torch rows against effdet's detections, exported ones against the same graph eager
         assert row.max_abs_diff < 0.05, row  # box corners in pixels (folded BN rounds differently) and scores
+
+
+def test_bf16_and_int8_rows_beside_the_peers_own_with_their_size_on_disk():
+    rows = run_runtime_bench("resnet18", ["onnxruntime", "openvino-bf16", "onnxruntime-int8", "openvino-int8"],
+                             image_size=32, rounds=1, iters=1, warmup=1)
+    by_key = {(r.runtime, r.who): r for r in rows}
+    for runtime in ("openvino-bf16", "onnxruntime-int8", "openvino-int8"):
+        assert {(runtime, "ours"), (runtime, "torchvision")} <= set(by_key)  # the peer's own, quantised the same way
+    fp32 = by_key[("onnxruntime", "ours")].size_mb
+    assert fp32 == pytest.approx(by_key[("torch", "torchvision")].size_mb, rel=0.01)  # float32 weights either way
+    for runtime in ("onnxruntime-int8", "openvino-int8"):
+        row = by_key[(runtime, "ours")]
+        assert row.size_mb < 0.3 * fp32  # int8 weights
+        assert 1e-4 < row.max_rel_diff < 0.2, row  # int8 moves the outputs, a little

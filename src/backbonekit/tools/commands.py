@@ -57,9 +57,11 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--rounds", type=positive_int, default=5)
     p.add_argument("--iters", type=positive_int, default=3, help="steps per round")
     p.add_argument("--runtimes", metavar="LIST",
-                   help="time ours on each of torch,fused,channels-last,compile,onnxruntime,openvino "
-                        "(comma-separated) against the peer eager and (classifiers) the peer exported to the same "
-                        "runtimes; detectors from image to detections against effdet eager (default batch 1 then)")
+                   help="time ours on each of torch,fused,channels-last,compile,onnxruntime,openvino,"
+                        "openvino-bf16,onnxruntime-int8,openvino-int8 (comma-separated) against the peer eager and "
+                        "(classifiers) the peer exported (and quantised: int8 on random calibration, a speed figure) "
+                        "to the same runtimes; detectors from image to detections against effdet eager (default "
+                        "batch 1 then)")
     p.add_argument("--plot", metavar="PNG", help="with --runtimes: draw the images/s of every runtime")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)

@@ -27,8 +27,12 @@ from backbonekit.models.registry import create_model
 from backbonekit.nn.fuse import fuse_batchnorm
 from backbonekit.tools.bench import build_peer
 
-RUNTIMES = ("torch", "fused", "channels-last", "compile", "onnxruntime", "openvino")
-EXPORTED = ("onnxruntime", "openvino")
+RUNTIMES = ("torch", "fused", "channels-last", "compile", "onnxruntime", "openvino", "openvino-bf16",
+            "onnxruntime-int8", "openvino-int8")
+EXPORTED = ("onnxruntime", "openvino", "openvino-bf16", "onnxruntime-int8", "openvino-int8")
+# int8 rows: the exported file quantised for its runtime (io/quantize.py) on random calibration images, ours and the
+# peer's alike: a speed figure (random weights have no accuracy to keep; `backbonekit quantize` gates a trained one).
+CALIBRATION_IMAGES = 32
 
 
 @dataclass
@@ -40,6 +44,7 @@ class RuntimeRow:
     slowest: float
     max_abs_diff: float           # outputs against the peer's eager outputs, as timed
     max_rel_diff: float           # the same over the largest |output| (random weights can give tiny outputs)
+    size_mb: float | None = None  # on disk: the file the runtime runs, or the torch module's parameters and buffers
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -63,18 +68,20 @@ def run_runtime_bench(name: str, runtimes: list[str], vs: str = "torchvision", b
     x = torch.randn(batch_size, 3, image_size, image_size, generator=torch.Generator().manual_seed(0))
     with tempfile.TemporaryDirectory() as folder, torch.inference_mode():
         reference = peer(x)
-        steps = {("torch", vs): peer}
+        steps, sizes = {("torch", vs): peer}, {("torch", vs): module_mb(peer)}
         for runtime in runtimes:
             say(f"preparing {runtime}")
-            steps[(runtime, "ours")] = prepare(ours, runtime, x, Path(folder) / "ours.onnx")
-            if runtime in EXPORTED:
-                steps[(runtime, vs)] = prepare(peer, runtime, x, Path(folder) / "peer.onnx")
+            for who, model in (("ours", ours), (vs, peer)):
+                if who == "ours" or runtime in EXPORTED:
+                    path = Path(folder) / f"{'ours' if who == 'ours' else 'peer'}.onnx"
+                    steps[(runtime, who)] = prepare(model, runtime, x, path)
+                    sizes[(runtime, who)] = size_mb(model, runtime, path)
         diffs = {key: float((as_tensor(step(x)) - reference).abs().max()) for key, step in steps.items()}
         scale = max(float(reference.abs().max()), 1e-30)
         say(f"timing {len(steps)} variants, {rounds} alternating rounds")
         rates = alternate(steps, x, rounds, iters, warmup)
     return [RuntimeRow(runtime, who, statistics.median(r), max(r), min(r), diffs[(runtime, who)],
-                       diffs[(runtime, who)] / scale) for (runtime, who), r in rates.items()]
+                       diffs[(runtime, who)] / scale, sizes[(runtime, who)]) for (runtime, who), r in rates.items()]
 
 
 def run_detector_runtime_bench(name: str, runtimes: list[str], batch_size: int = 1, image_size: int | None = None,
@@ -110,7 +117,7 @@ def run_detector_runtime_bench(name: str, runtimes: list[str], batch_size: int =
                     export_detector_onnx(task, path, score_threshold=0.0, max_detections=limits[1])
                     graph = [{k: torch.as_tensor(v) for k, v in d.items()} for d in unpad(
                         [t.numpy() for t in _eager_graph(task, limits[1])(images)])]
-                run = prepare(task.model, runtime, images, path)  # the file exists: loaded, not exported again
+                run = prepare(task.model, runtime, images, path, DETECTOR_INT8_SCOPES)  # loaded, not exported again
                 got = compare_detections(graph, unpad(run(images)))
                 diffs[(runtime, "ours")] = max(got["max_box_diff"], got["max_score_diff"]) if got["matched"] \
                     else float("inf")
@@ -132,9 +139,13 @@ def _eager_graph(task, max_detections: int) -> nn.Module:
     return DetectorForExport(task, score_threshold=0.0, max_detections=max_detections).eval()
 
 
-def prepare(model: nn.Module, runtime: str, x: torch.Tensor, onnx_path: Path) -> Callable:
-    """``model`` as a function of ``x`` run by ``runtime`` (a model exported once for both export runtimes); the
-    model itself is left as it is (fused copies are made)."""
+DETECTOR_INT8_SCOPES = ("net.backbone", "net.fpn")  # heads and post-processing float, as `backbonekit quantize`
+
+
+def prepare(model: nn.Module, runtime: str, x: torch.Tensor, onnx_path: Path, int8_scopes=("",)) -> Callable:
+    """``model`` as a function of ``x`` run by ``runtime`` (a model exported once for every export runtime, quantised
+    once per int8 runtime with the modules under ``int8_scopes`` int8); the model itself is left as it is (fused
+    copies are made)."""
     if runtime not in EXPORTED:
         module, layout = torch_variant(model, runtime)
         return lambda images: module(layout(images))
@@ -144,13 +155,45 @@ def prepare(model: nn.Module, runtime: str, x: torch.Tensor, onnx_path: Path) ->
         example = torch.cat([x, x]) if len(x) == 1 else x  # a batch of 1 would be specialised, not dynamic
         fused = fuse_batchnorm(model)
         export_module(ImagesInput(fused).eval(), example, onnx_path, 18, ["logits"])
-    if runtime == "onnxruntime":
+    base, _, precision = runtime.partition("-")
+    path = int8_file(onnx_path, base, x, int8_scopes) if precision == "int8" else onnx_path
+    if base == "onnxruntime":
         from backbonekit.io.onnx_export import OnnxRunner
 
-        return OnnxRunner(onnx_path)  # spinning, as predict runs it: `alternate` lets its threads settle first
+        return OnnxRunner(path)  # spinning, as predict runs it: `alternate` lets its threads settle first
     from backbonekit.io.openvino_runtime import OpenVinoRunner
 
-    return OpenVinoRunner(onnx_path, "fp32")
+    return OpenVinoRunner(path, "bf16" if precision == "bf16" else "fp32")
+
+
+def int8_file(onnx_path: Path, runtime: str, x: torch.Tensor, scopes) -> Path:
+    """``onnx_path`` quantised for ``runtime`` beside it (once), calibrated on random images of ``x``'s kind."""
+    import onnx
+
+    from backbonekit.io.quantize import float_nodes, quantize_onnx
+
+    out = onnx_path.with_name(f"{onnx_path.stem}.int8-{runtime}.onnx")
+    if not out.exists():
+        generator = torch.Generator().manual_seed(1)
+        shape = (CALIBRATION_IMAGES, *x.shape[1:])
+        images = torch.randint(0, 256, shape, dtype=torch.uint8, generator=generator) if x.dtype == torch.uint8 \
+            else torch.randn(shape, generator=generator)
+        kept, _ = float_nodes(onnx.load(str(onnx_path)), scopes, [])
+        quantize_onnx(onnx_path, out, runtime, images.numpy(), kept, {})
+    return out
+
+
+def size_mb(model: nn.Module, runtime: str, onnx_path: Path) -> float:
+    """What ``runtime`` runs, on disk: its file for the export runtimes, else the module's tensors."""
+    if runtime not in EXPORTED:
+        return module_mb(model)
+    base, _, precision = runtime.partition("-")
+    path = onnx_path.with_name(f"{onnx_path.stem}.int8-{base}.onnx") if precision == "int8" else onnx_path
+    return path.stat().st_size / 1e6
+
+
+def module_mb(model: nn.Module) -> float:
+    return sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()]) / 1e6
 
 
 def torch_variant(model: nn.Module, runtime: str) -> tuple[Callable, Callable]:
@@ -231,14 +274,15 @@ def render_runtimes(rows: list[RuntimeRow], name: str, peer: str, batch_size: in
     table = Table(title=escape(f"{name}, batch {batch_size}, {image_size}², {torch.get_num_threads()} threads: "
                                "images/s, median [slowest–fastest] of alternating rounds"))
     check = "max|diff| (box px, score)" if peer == "effdet" else "max|diff| / max|output|"
-    for column in ("runtime", "ours", peer, f"ours / {peer} eager", f"ours / {peer} same runtime", check):
+    for column in ("runtime", "ours", peer, f"ours / {peer} eager", f"ours / {peer} same runtime", check, "MB"):
         table.add_column(column, justify="left" if column == "runtime" else "right")
     by_key = {(r.runtime, r.who): r for r in rows}
     for runtime, ratio in ratios(rows, peer).items():
         ours, theirs = by_key[(runtime, "ours")], by_key.get((runtime, peer))
         same = ratio["vs_peer_same_runtime"]
         table.add_row(runtime, escape(_rate(ours)), escape(_rate(theirs)) if theirs else "",
-                      f"{ratio['vs_peer_eager']:.2f}×", f"{same:.2f}×" if same else "", f"{ours.max_rel_diff:.1e}")
+                      f"{ratio['vs_peer_eager']:.2f}×", f"{same:.2f}×" if same else "", f"{ours.max_rel_diff:.1e}",
+                      f"{ours.size_mb:.1f}" if ours.size_mb is not None else "")
     make_console().print(table)
 
 
