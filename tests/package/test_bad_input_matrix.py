@@ -105,6 +105,13 @@ MATRIX["export"] = (["export"], [
     ("not a run's checkpoint", ["--checkpoint", "{plain}"], "not a `backbonekit train` checkpoint"),
     ("out of range", ["--checkpoint", CKPT["cls"], "--opset", "3"], "--opset"),
 ])
+MATRIX["serve"] = (["serve", "--port", "1"], [  # each refused before a port is opened
+    ("missing path", ["--checkpoint", "{missing}"], "{missing}"),
+    ("folder for file", ["--checkpoint", "{folder}"], "--checkpoint {folder}: a folder"),
+    ("corrupt file", ["--checkpoint", "{junk}"], "not a PyTorch file"),
+    ("not a run's checkpoint", ["--checkpoint", "{plain}"], "not a `backbonekit train` checkpoint"),
+    ("out of range", ["--checkpoint", CKPT["cls"], "--max-batch", "0"], "--max-batch"),
+])
 MATRIX["data synth"] = (["data", "synth"], [
     ("file for folder", ["shapes", "--out", "{file}"], "{file}"),
     ("out of range", ["shapes", "--out", "{tmp}/s", "--num-images", "0"], "--num-images"),

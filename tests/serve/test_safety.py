@@ -31,7 +31,8 @@ def test_a_set_api_key_is_required_on_every_model_route(monkeypatch):
         refused(client.post("/v1/predict", files=files), 401)
         refused(client.post("/v1/predict", files=files, headers={"Authorization": "Bearer s3cret-kex"}), 401)
         refused(client.post("/v1/predict", files=files, headers={"X-API-Key": "s3cret"}), 401)
-        assert client.post("/v1/predict", files=files, headers={"Authorization": "Bearer s3cret-key"}).status_code == 200
+        right = {"Authorization": "Bearer s3cret-key"}
+        assert client.post("/v1/predict", files=files, headers=right).status_code == 200
         assert client.get("/v1/model", headers={"X-API-Key": "s3cret-key"}).status_code == 200
         assert client.get("/health").status_code == client.get("/").status_code == 200  # open: they hold nothing
 

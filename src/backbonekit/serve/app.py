@@ -26,7 +26,9 @@ from backbonekit.serve.uploads import decode_upload, uploaded_files
 log = logging.getLogger("backbonekit.serve")
 
 
-def create_app(model, options: ServeOptions) -> FastAPI:
+def create_app(model, options: ServeOptions) -> Guard:
+    """The ASGI app uvicorn runs: the routes behind the ``Guard`` (key, body limit, metrics); the FastAPI app is its
+    ``.app``, the batcher ``.app.state.batcher``."""
     metrics = Metrics()
     arriving = Arrivals()
     batcher = Batcher(model.run, options.max_batch, options.max_wait_ms, options.max_queue, metrics.batch,
@@ -65,7 +67,7 @@ def add_routes(app: FastAPI, model, options: ServeOptions, batcher: Batcher, met
 
     @app.get("/health")
     async def health():
-        alive = batcher._thread.is_alive()
+        alive = batcher.alive()
         return JSONResponse({"status": "ok" if alive else "batch worker stopped", "waiting": batcher.waiting()},
                             200 if alive else 503)
 

@@ -3,10 +3,10 @@
 One worker thread owns the model. It takes the first waiting image, then waits at most ``max_wait_ms`` for more,
 up to ``max_batch``, runs them together and hands each caller its own row (results come back in the order the
 images went in, so row i is image i's). It waits only while more images are on their way (``arriving``: requests
-being read and decoded now): a lone caller's image runs at once, instead of adding the whole wait to its latency
-(measured, benchmarks/serve_load.py: one client at 5 ms wait had p50 52.0 ms against 38.7 ms for the bare model). The queue is bounded: when ``max_queue`` images already wait, a new one is
-refused at once (503 with ``Retry-After``) rather than waiting past any timeout. On shutdown the images already
-queued still run before the thread ends.
+being read and decoded now): a lone caller's image runs at once instead of waiting the whole ``max_wait_ms`` for
+company that is not coming. The queue is bounded: when ``max_queue`` images already wait, a new one is refused at
+once (503 with ``Retry-After``) rather than waiting past any timeout. On shutdown the images already queued still
+run before the thread ends.
 """
 from __future__ import annotations
 
@@ -35,6 +35,9 @@ class Batcher:
     def start(self) -> "Batcher":
         self._thread.start()
         return self
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
     def waiting(self) -> int:
         return self._queue.qsize()

@@ -44,7 +44,7 @@ class ServedModel:
 
         path = Path(options.checkpoint)
         if not path.is_file():
-            raise ConfigError(f"--checkpoint {path}: no such file")
+            raise ConfigError(f"--checkpoint {path}: {'a folder' if path.is_dir() else 'no such file'}")
         if options.runtime not in RUNTIMES:
             raise ConfigError(f"--runtime must be one of {', '.join(RUNTIMES)}, got {options.runtime!r}")
         all_tasks()
