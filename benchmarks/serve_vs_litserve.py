@@ -130,8 +130,8 @@ def main() -> None:
                 server.terminate()
                 server.wait(60)
     (work / "litserve_app.py").unlink(missing_ok=True)
-    setup = (f"# serve_vs_litserve: ResNet-18 classifier at {args.image_size}², JSON base64 JPEG requests, max batch 8, "
-             f"wait {args.max_wait_ms:g} ms; servers and clients on core 1, one torch thread; a machine shared with "
+    setup = (f"# serve_vs_litserve: ResNet-18 classifier at {args.image_size}², JSON base64 JPEG requests, max batch "
+             f"8, wait {args.max_wait_ms:g} ms; servers and clients on core 1, one torch thread; a machine shared with "
              "other jobs (wall figures swing with them; CPU ms an image counts the server's processes only)")
     lines = [setup, "",
              "| stack | round | clients | requests | errors | images/s | p50 ms | p99 ms | server CPU ms an image |",
