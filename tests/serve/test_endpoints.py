@@ -93,3 +93,19 @@ def test_explain_gives_a_map_for_each_class_box_or_step(task, clients, tiny_runs
     for m in arrays.json()["maps"]:
         values = [v for line in m["values"] for v in line]
         assert 0 <= min(values) <= max(values) <= 1
+
+
+def test_another_runtime_serves_what_predict_gives_in_it(tiny_runs, capsys):
+    pytest.importorskip("onnxruntime")
+    checkpoint = tiny_runs["classify"] / "best.ckpt"
+    images = images_of(tiny_runs, "classify")
+    options = ServeOptions(checkpoint=str(checkpoint), runtime="onnxruntime", top_k=3)
+    with TestClient(create_app(ServedModel(options), options)) as client:
+        assert client.get("/v1/model").json()["runtime"] == "onnxruntime"
+        files = [("file", (p.name, p.read_bytes())) for p in images]
+        rows = client.post("/v1/predict", files=files).json()["results"]
+    capsys.readouterr()
+    assert main(["predict", "classify", "--checkpoint", str(checkpoint), *map(str, images), "--format", "json",
+                 "--out", "-", "--top-k", "3", "--runtime", "onnxruntime"]) == 0
+    expected = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert rows == [{**row, "path": image.name} for row, image in zip(expected, images)]

@@ -81,6 +81,8 @@ def json_files(body: bytes) -> list[tuple[str, bytes]]:
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise RequestError(400, f"the body is not JSON ({e})") from None
+    except RecursionError:  # [[[[…: nested deeper than the parser goes
+        raise RequestError(400, "the JSON body is nested too deeply") from None
     items = data.get("images", [data["image"]] if "image" in data else None) if isinstance(data, dict) else None
     if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
         raise RequestError(400, 'JSON body: expected {"images": ["<base64 image>", ...]}')
