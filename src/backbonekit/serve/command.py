@@ -9,6 +9,8 @@ RUNTIMES = ("torch", "onnxruntime", "openvino", "auto")
 
 
 def add_commands(verbs: dict) -> None:
+    from backbonekit.training.run_args import add_device_argument
+
     d = ServeOptions(checkpoint="")
     p = verbs["_top"].add_parser("serve", help="serve a trained model over HTTP, with a page to try it in a browser",
                                  description="Serve a trained checkpoint (any task) over HTTP: POST /v1/predict, "
@@ -16,9 +18,9 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--checkpoint", required=True, help="best.ckpt, last.ckpt, best.safetensors or an exported .onnx")
     p.add_argument("--runtime", choices=RUNTIMES, default=d.runtime, help="what runs the model (auto: the fastest "
                                                                          "here at --max-batch, measured once)")
-    p.add_argument("--runtime-precision", dest="precision", choices=("fp32", "bf16"), default=d.precision,
-                   help="bf16: OpenVINO only")
-    p.add_argument("--device", default=None, help="torch runtime: auto, cpu, cuda (default: auto)")
+    p.add_argument("--runtime-precision", "--precision", dest="precision", choices=("fp32", "bf16"),
+                   default=d.precision, help="bf16: OpenVINO only")
+    add_device_argument(p)  # --accelerator, as predict's: the torch runtime's device
     p.add_argument("--host", default=d.host, help="address to listen on (127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=d.port)
     p.add_argument("--api-key", help=f"required on every request to /v1 and /metrics (default: ${API_KEY_ENV}; "
