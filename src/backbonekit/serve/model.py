@@ -9,7 +9,8 @@ from backbonekit.errors import ConfigError
 from backbonekit.serve.options import ServeOptions
 
 # Run-record settings /v1/model shows: how the model was trained, not where its files were (no paths leave).
-RECORD_KEYS = ("model", "backbone", "image_size", "epochs", "batch_size", "lr", "optimizer", "subset", "seed")
+RECORD_KEYS = ("model", "backbone", "stem", "norm", "image_size", "subset", "epochs", "batch_size", "optimizer", "lr",
+               "scheduler", "precision", "seed")
 
 
 def checkpoint_task(path: Path) -> str | None:
