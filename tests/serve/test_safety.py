@@ -135,3 +135,9 @@ def test_explain_of_a_model_that_cannot_explain_is_one_line():
     with TestClient(echo_app(Unexplained())) as client:
         assert "no explanations" in refused(client.post("/v1/explain", files={"file": ("a.png", png_bytes())}), 400)
         refused(client.post("/v1/explain?format=svg", files={"file": ("a.png", png_bytes())}), 400)
+
+
+def test_an_unknown_route_or_method_is_answered_in_the_same_shape():
+    with TestClient(echo_app()) as client:
+        assert refused(client.get("/v1/nothing"), 404) == "Not Found"
+        assert refused(client.get("/v1/predict"), 405) == "Method Not Allowed"

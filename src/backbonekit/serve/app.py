@@ -14,6 +14,7 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from backbonekit.errors import BackbonekitError
 from backbonekit.serve.batching import Batcher
@@ -44,6 +45,9 @@ def create_app(model, options: ServeOptions) -> Guard:
     app = FastAPI(title="backbonekit serve", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.batcher, app.state.metrics, app.state.model = batcher, metrics, model
     app.add_exception_handler(RequestError, lambda request, e: error_response(e))
+    # Starlette's own refusals (404, 405) in the same shape: {"error": one line}
+    app.add_exception_handler(HTTPException, lambda request, e: error_response(RequestError(e.status_code, str(
+        e.detail), e.headers)))
     add_routes(app, model, options, batcher, metrics, arriving)
     return Guard(app, options.key(), options.max_body_bytes, metrics)
 
