@@ -80,8 +80,11 @@ def test_bytes_that_are_no_image_in_an_accepted_format_are_400(body, what):
         assert what in refused(client.post("/v1/predict", files={"file": ("x.png", body)}), 400)
 
 
-@pytest.mark.parametrize("body", [b"{", b'{"images": "abc"}', b'{"images": ["%%%"]}', b"[1, 2]", b'{"x": 1}',
-                                  b"[" * 100_000], ids=["cut", "not-a-list", "not-base64", "a-list", "no-images", "deep"])
+WRONG_JSON = {"cut": b"{", "not-a-list": b'{"images": "abc"}', "not-base64": b'{"images": ["%%%"]}',
+              "a-list": b"[1, 2]", "no-images": b'{"x": 1}', "deep": b"[" * 100_000}
+
+
+@pytest.mark.parametrize("body", WRONG_JSON.values(), ids=WRONG_JSON.keys())
 def test_wrong_json_is_400(body):
     with TestClient(echo_app()) as client:
         refused(client.post("/v1/predict", content=body, headers={"content-type": "application/json"}), 400)
