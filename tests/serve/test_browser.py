@@ -37,9 +37,9 @@ def browser():
 
 @pytest.fixture(scope="module")
 def served(tiny_runs):
-    """`backbonekit serve` on a free loopback port for classify and detect, as a user starts it."""
+    """`backbonekit serve` on a free loopback port for each task, as a user starts it."""
     servers = {}
-    for task in ("classify", "detect"):
+    for task in ("classify", "detect", "sequence"):
         port = free_port()
         command = [sys.executable, "-m", "backbonekit", "serve", "--checkpoint", str(tiny_runs[task] / "best.ckpt"),
                    "--port", str(port), "--score-threshold", "0.0", "--top-k", "3"]
@@ -92,6 +92,17 @@ def test_the_page_draws_every_box_and_fits_a_phone(browser, served, tiny_runs, t
     assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
     assert browser.save_screenshot(str(tmp_path / "detect-phone.png"))
     browser.set_window_size(1000, 900)
+
+
+def test_the_page_lists_the_predicted_edits_in_order(browser, served, tiny_runs):
+    image = sorted(tiny_runs["data"]["sequence"].rglob("*.jpg"))[0]
+    row = requests.post(served["sequence"] + "/v1/predict", files={"file": (image.name, image.read_bytes())},
+                        timeout=30).json()["results"][0]
+    names = requests.get(served["sequence"] + "/v1/model", timeout=30).json()["classes"]
+    By = upload(browser, served["sequence"], image, "#result .class-name")
+    assert browser.find_element(By.CSS_SELECTOR, "#result .class-name").text == row["name"]
+    edits = [names[i] for i in row["label"][:row["label"].index(0) if 0 in row["label"] else None]]
+    assert [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#steps .edit")] == edits
 
 
 def test_the_controls_are_reached_with_the_keyboard(browser, served):
