@@ -14,8 +14,11 @@ import base64
 import http.client
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -49,6 +52,33 @@ if __name__ == "__main__":
     ls.LitServer(api, accelerator="cpu", workers_per_device=1, timeout=60).run(port=int(sys.argv[2]),
                                                                               generate_client_file=False)
 '''
+
+
+def family(root: int) -> set[int]:
+    """A process and all its descendants."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue
+    found, grown = {root}, True
+    while grown:
+        more = {pid for pid, parent in parents.items() if parent in found} - found
+        found |= more
+        grown = bool(more)
+    return found
+
+
+def stop(server: subprocess.Popen) -> None:
+    """SIGTERM to the server and every process it started (LitServe's workers outlive their parent otherwise)."""
+    pids = family(server.pid)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    server.wait(60)
 
 
 def tree_cpu_seconds(root: int) -> float:
@@ -114,7 +144,7 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/serve_vs_litserve_cpu")
     args = parser.parse_args()
     body = json.dumps({"images": [base64.b64encode(jpeg(args.image_size)).decode()]}).encode()
-    work = Path(args.out).parent
+    work = Path(tempfile.mkdtemp())  # the LitServe app's file
     rows = []
     for round_ in range(args.rounds):  # the two stacks alternate: other jobs on the core hit both alike
         for kind, path in (("backbonekit", "/v1/predict"), ("litserve", "/predict")):
@@ -127,9 +157,8 @@ def main() -> None:
                     rows.append({"stack": kind, "round": round_ + 1,
                                  **phase(port, path, body, clients, args.requests, server.pid)})
             finally:
-                server.terminate()
-                server.wait(60)
-    (work / "litserve_app.py").unlink(missing_ok=True)
+                stop(server)
+    shutil.rmtree(work)
     setup = (f"# serve_vs_litserve: ResNet-18 classifier at {args.image_size}², JSON base64 JPEG requests, max batch "
              f"8, wait {args.max_wait_ms:g} ms; servers and clients on core 1, one torch thread; a machine shared with "
              "other jobs (wall figures swing with them; CPU ms an image counts the server's processes only)")
@@ -138,6 +167,7 @@ def main() -> None:
              "|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['stack']} | {r['round']} | {r['clients']} | {r['requests']} | {r['errors']} | "
               f"{r['images_per_s']} | {r['p50_ms']} | {r['p99_ms']} | {r['server_cpu_ms_per_image']} |" for r in rows]
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).with_suffix(".json").write_text(json.dumps(rows, indent=2) + "\n")
     Path(args.out).with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
