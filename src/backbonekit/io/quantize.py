@@ -27,8 +27,10 @@ import numpy as np
 from backbonekit.errors import ConfigError
 
 RUNTIMES = ("onnxruntime", "openvino")
-# The layer types a quantisable node falls in (``layer_type``): the unit of the keep-float decision.
-LAYER_TYPES = ("conv", "depthwise", "se", "linear")
+# The layer types a node falls in (``layer_type``): the unit of the keep-float decision. ``other``: the ops without
+# weights (residual adds, activations such as SiLU's product, pooling, concatenation) whose outputs a quantiser may
+# also round to int8.
+LAYER_TYPES = ("conv", "depthwise", "se", "linear", "other")
 QUANTISABLE_OPS = {"Conv": "conv", "Gemm": "linear", "MatMul": "linear"}
 CALIBRATION_BATCH = 8
 # The ops onnxruntime quantises: those with weights and those int8 kernels chain through. Not Pad, the normalisations,
@@ -57,22 +59,22 @@ def module_path(node) -> str:
     return ""
 
 
-def layer_type(node) -> str | None:
+def layer_type(node) -> str:
     """``se`` (any node inside a squeeze-excitation module: its pooling, convolutions, gate and product),
-    ``depthwise`` (a grouped convolution), ``conv``, ``linear``; None for the other ops, which the quantisers make
-    int8 or not by their neighbours."""
+    ``depthwise`` (a grouped convolution), ``conv``, ``linear``, or ``other`` (an op without weights)."""
     if any(part in ("se", "squeeze_excite") for part in module_path(node).split(".")):
         return "se"
     kind = QUANTISABLE_OPS.get(node.op_type)
     if kind is None:
-        return None
+        return "other"
     group = next((a.i for a in node.attribute if a.name == "group"), 1)
     return "depthwise" if kind == "conv" and group > 1 else kind
 
 
 def float_nodes(model, quantised_scopes: Iterable[str], float_types: Iterable[str]) -> tuple[list[str], dict]:
     """Names of the nodes kept float: outside every module path in ``quantised_scopes`` (a prefix; '' is the whole
-    graph), or of a type in ``float_types``; and counts of the quantisable nodes by (type, "int8"|"float")."""
+    graph), or of a type in ``float_types``; and counts of the layers with weights (and of ``other`` ops) by
+    "type int8|float"."""
     scopes, kept_types = tuple(quantised_scopes), set(float_types)
     unknown = kept_types - set(LAYER_TYPES)
     if unknown:
@@ -83,7 +85,7 @@ def float_nodes(model, quantised_scopes: Iterable[str], float_types: Iterable[st
         inside = any(s == "" or path == s or path.startswith(s + ".") for s in scopes)
         if not inside or kind in kept_types:
             names.append(node.name)
-        if kind and node.op_type in QUANTISABLE_OPS:  # counted: the layers with weights
+        if node.op_type in QUANTISABLE_OPS or kind == "other":
             counts[f"{kind} {'int8' if inside and kind not in kept_types else 'float'}"] += 1
     return names, dict(sorted(counts.items()))
 
@@ -132,7 +134,8 @@ def _quiet():
     """The quantisers log progress bars and advice on every call; the command prints its own summary."""
     root, nncf_log = logging.getLogger(), logging.getLogger("nncf")
     levels = root.level, nncf_log.level
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    quiet_out, quiet_err = contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO())
+    with warnings.catch_warnings(), quiet_out, quiet_err:
         warnings.simplefilter("ignore")
         root.setLevel(logging.ERROR)
         nncf_log.setLevel(logging.ERROR)

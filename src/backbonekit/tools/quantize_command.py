@@ -26,7 +26,7 @@ def add_commands(verbs: dict) -> None:
                    "written")
     p.add_argument("--keep-float", default="auto", help="layer types left float: auto (each type measured alone "
                    "and kept float when it loses more than its share of --max-drop), none, or a list of conv, "
-                   "depthwise, se, linear")
+                   "depthwise, se, linear, other (ops without weights)")
     p.add_argument("--scope", default="backbone", choices=("backbone", "all"),
                    help="backbone: a detector's heads and post-processing and a sequence model's transformer stay "
                    "float; all: quantise them too")

@@ -13,9 +13,10 @@ quantised, by scope name: ``backbone`` keeps a detector's heads and post-process
 float; ``all``), ``calibration_set(checkpoint, cfg)`` (its training images, uint8, as the graph takes them),
 ``folder_transform(cfg)`` (an image file → the graph's input) and ``score(checkpoint, model, batch_size)``.
 
-Layer types (``--keep-float``): ``auto`` quantises each type present alone and keeps float those whose drop alone is
-above the limit's share (``max_drop`` / the number of types), so the types left int8 add up to at most the limit if
-their errors add; ``none`` or a list (``se,depthwise``) decide without measuring.
+Layer types (``--keep-float``; ``io/quantize.py``: conv, depthwise, se, linear, other): ``auto`` scores each type
+present int8 alone (the rest float), then quantises all of them and, while the drop is over ``max_drop``, puts back
+to float the type that lost most alone, one at a time (a type that lost nothing alone stays int8); ``none`` or a
+list (``se,depthwise``) decide without measuring.
 """
 from __future__ import annotations
 
@@ -179,11 +180,16 @@ def calibration_images(checkpoint: Path, support, cfg, options: Int8Options) -> 
         pool, source = _Files(files, support.folder_transform(cfg), load_image), str(folder)
     else:
         data = (recorded_settings(checkpoint) or {}).get("data")
-        if data is None or not Path(data).exists():
+        try:
+            if data is None:
+                raise DataError("no run record")
+            pool, source = support.calibration_set(checkpoint, cfg), f"the run's training images ({data})"
+        except (BackbonekitError, OSError):
+            if data is not None and Path(data).exists():
+                raise  # the data is there but wrong: its own message says how
             what = f"the run's data {data} is gone" if data else f"no run record beside {checkpoint}"
             raise DataError(f"{checkpoint}: {what}, and int8 calibrates on the run's training images: give a folder "
-                            "of images like them with --calibration-data DIR")
-        pool, source = support.calibration_set(checkpoint, cfg), f"the run's training images ({data})"
+                            "of images like them with --calibration-data DIR") from None
     if len(pool) < MIN_CALIBRATION:
         raise DataError(f"{source}: {len(pool)} images, too few to calibrate int8 (at least {MIN_CALIBRATION})")
     count = min(wanted, len(pool))
@@ -239,34 +245,39 @@ def _quantise_and_score(checkpoint: Path, spec: TaskSpec, support, fp32: Path, i
         return counts
 
     reference = score(fp32)
-    kept, measured = _keep_float_types(model, scopes, options, reference, quantise, score, tmp)
+    kept, worst_first, measured = _keep_float_types(model, scopes, options, reference, quantise, score, tmp)
     candidate = tmp / "int8.onnx"
-    counts = quantise(candidate, kept, {**read_metadata(fp32), "precision": "int8", "runtime": options.runtime,
-                                        "scope": options.scope, "kept_float_types": kept})
-    int8 = score(candidate)
+    while True:  # with auto: the type that lost most alone goes back to float until the drop is within the limit
+        counts = quantise(candidate, kept, {**read_metadata(fp32), "precision": "int8", "runtime": options.runtime,
+                                            "scope": options.scope, "kept_float_types": kept})
+        int8 = score(candidate)
+        if not worst_first or reference - int8 <= options.max_drop:
+            break
+        kept = [*kept, worst_first.pop(0)]
     return {"metric": support.METRIC, "fp32": round(reference, 4), "int8": round(int8, 4),
             "drop": round(reference - int8, 4), "scope": options.scope, "kept_float_types": kept,
             "layer_types": counts, "drop_by_type_alone": measured, "candidate": str(candidate)}
 
 
 def _keep_float_types(model, scopes, options: Int8Options, reference: float, quantise, score, tmp: Path):
-    """The layer types left float and, with ``auto``, each type's drop when it alone is int8 (module docstring)."""
+    """(types kept float from the start, types to keep float next while the drop is over the limit, worst first;
+    with ``auto`` each type's drop when it alone is int8)."""
     from backbonekit.io.quantize import float_nodes
 
     if options.keep_float != "auto":
         return ([] if options.keep_float == "none" else
-                [t.strip() for t in options.keep_float.split(",") if t.strip()]), {}
+                [t.strip() for t in options.keep_float.split(",") if t.strip()]), [], {}
     present = sorted({key.split()[0] for key in float_nodes(model, scopes, [])[1] if key.endswith("int8")})
     if len(present) < 2:
-        return [], {}
+        return [], [], {}
     measured = {}
     for kind in present:
         path = tmp / f"only-{kind}.onnx"
         quantise(path, [t for t in present if t != kind], {})
         measured[kind] = round(reference - score(path), 4)
         path.unlink()
-    share = options.max_drop / len(present)
-    return [kind for kind, drop in measured.items() if drop > share], measured
+    worst_first = sorted((k for k in measured if measured[k] > 0), key=measured.get, reverse=True)
+    return [], worst_first, measured
 
 
 def _runner(path: Path, runtime: str):
@@ -286,7 +297,6 @@ def _print_figures(figures: dict, options: Int8Options) -> None:
           f"{figures['calibration']['source']}; layers ({options.scope}): {types}")
     if alone:
         print(f"  drop with one layer type alone int8: {alone} (kept float: "
-              f"{', '.join(figures['kept_float_types']) or 'none'}; each type may lose "
-              f"{options.max_drop / len(figures['drop_by_type_alone']):.2f})")
+              f"{', '.join(figures['kept_float_types']) or 'none'})")
     print(f"  the run's validation split, {figures['metric']}: fp32 {figures['fp32']:.2f}, int8 {figures['int8']:.2f},"
           f" drop {figures['drop']:.2f} points (--max-drop {options.max_drop:g})")
