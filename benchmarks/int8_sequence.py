@@ -26,7 +26,7 @@ from backbonekit.io.openvino_runtime import OpenVinoRunner
 from backbonekit.sequence.synth import synthesize_seqdeepfake
 from backbonekit.training.inference import load_for_inference
 from backbonekit.training.int8 import Int8Options, int8_file, quantize_checkpoint
-from backbonekit.training.task_spec import get_task
+from backbonekit.tasks import all_tasks
 
 
 def train(root: Path, images: int, epochs: int, size: int) -> Path:
@@ -60,7 +60,7 @@ def main() -> int:
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--out", default="benchmarks/results/int8_sequence_1t")
     args = parser.parse_args()
-    spec = get_task("sequence")
+    spec = all_tasks()["sequence"]
     result = {"threads": torch.get_num_threads(), "images": args.images, "epochs": args.epochs,
               "image_size": args.image_size, "runtimes": {}}
     with tempfile.TemporaryDirectory() as folder:

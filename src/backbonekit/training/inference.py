@@ -59,7 +59,7 @@ def load_for_inference(checkpoint: str | Path, spec: TaskSpec, device: str | Non
         raise ConfigError(f"--runtime-precision must be one of fp32, bf16, int8 (auto with --runtime auto), got "
                           f"{precision!r}")
     if runtime == "auto":
-        runtime, precision = choose_runtime(Path(checkpoint), spec, device, batch_size, precision)
+        runtime, precision = choose_runtime_precision(Path(checkpoint), spec, device, batch_size, precision)
     if precision == "int8":
         return load_int8(Path(checkpoint), spec, device, runtime), torch.device("cpu")
     if precision != "fp32" and runtime != "openvino":
@@ -92,8 +92,13 @@ def load_int8(checkpoint: Path, spec: TaskSpec, device: str | None, runtime: str
     return load_onnx(gated_file(checkpoint, spec, runtime), spec, runtime, "fp32")
 
 
-def choose_runtime(checkpoint: Path, spec: TaskSpec, device: str | None, batch_size: int,
-                   precision: str = "fp32") -> tuple[str, str]:
+def choose_runtime(checkpoint: Path, spec: TaskSpec, device: str | None, batch_size: int) -> str:
+    """The fastest runtime in fp32 (``choose_runtime_precision``)."""
+    return choose_runtime_precision(checkpoint, spec, device, batch_size, "fp32")[0]
+
+
+def choose_runtime_precision(checkpoint: Path, spec: TaskSpec, device: str | None, batch_size: int,
+                             precision: str = "fp32") -> tuple[str, str]:
     """The fastest (runtime, precision) for this checkpoint on this machine at ``batch_size``: measured the first
     time, then read from ``runtime.json`` beside the checkpoint (the key names the file's version, the batch, the
     threads, the CPU and the precisions tried). ``precision="auto"`` tries bf16 and int8 too, each only once its
