@@ -112,6 +112,15 @@ MATRIX["serve"] = (["serve", "--port", "1"], [  # each refused before a port is 
     ("not a run's checkpoint", ["--checkpoint", "{plain}"], "not a `backbonekit train` checkpoint"),
     ("out of range", ["--checkpoint", CKPT["cls"], "--max-batch", "0"], "--max-batch"),
 ])
+MATRIX["quantize"] = (["quantize"], [  # each refused before anything is quantised (nothing written: test_quantize)
+    ("missing path", ["--checkpoint", "{missing}"], "{missing}"),
+    ("file for folder", ["--checkpoint", CKPT["cls"], "--calibration-data", "{file}"],
+     "--calibration-data {file}: a file, not a folder"),
+    ("folder for file", ["--checkpoint", "{folder}"], "--checkpoint {folder}: a folder"),
+    ("corrupt file", ["--checkpoint", "{junk}"], "not a PyTorch file"),
+    ("not a run's checkpoint", ["--checkpoint", "{plain}"], "not a `backbonekit train` checkpoint"),
+    ("out of range", ["--checkpoint", CKPT["cls"], "--calibration-images", "4"], "--calibration-images"),
+])
 MATRIX["data synth"] = (["data", "synth"], [
     ("file for folder", ["shapes", "--out", "{file}"], "{file}"),
     ("out of range", ["shapes", "--out", "{tmp}/s", "--num-images", "0"], "--num-images"),

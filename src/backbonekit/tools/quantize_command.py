@@ -46,7 +46,8 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     if wrong or not runtimes:
         raise ConfigError(f"--runtime takes {' or '.join(RUNTIMES)} (comma-separated), got {args.runtime!r}")
     if not Path(args.checkpoint).is_file():
-        raise ConfigError(f"--checkpoint {args.checkpoint}: no such file")
+        what = "a folder" if Path(args.checkpoint).is_dir() else "no such file"
+        raise ConfigError(f"--checkpoint {args.checkpoint}: {what}")
     kind, _ = load_trained(Path(args.checkpoint))
     for runtime in runtimes:
         options = Int8Options(runtime=runtime, calibration_images=args.calibration_images,

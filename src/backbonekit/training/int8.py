@@ -175,7 +175,8 @@ def calibration_images(checkpoint: Path, support, cfg, options: Int8Options) -> 
     if options.calibration_data:
         folder = Path(options.calibration_data)
         if not folder.is_dir():
-            raise DataError(f"--calibration-data {folder}: no such folder")
+            what = "a file, not a folder" if folder.is_file() else "no such folder"
+            raise DataError(f"--calibration-data {folder}: {what}")
         files = images_under(folder)
         pool, source = _Files(files, support.folder_transform(cfg), load_image), str(folder)
     else:
