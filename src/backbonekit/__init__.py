@@ -13,6 +13,7 @@ _PUBLIC = {
     "evaluate": "backbonekit.api",
     "predict": "backbonekit.api",
     "export": "backbonekit.api",
+    "quantize": "backbonekit.api",
     "explain": "backbonekit.api",
     "Run": "backbonekit.api",
     "Backbone": "backbonekit.models.backbone",

@@ -109,6 +109,13 @@ def export(checkpoint: str | Path, **settings) -> Path:
     return onnx[-1]
 
 
+def quantize(checkpoint: str | Path, **settings) -> dict:
+    """``backbonekit quantize``: the record beside the checkpoint (``precisions.json``), each int8 file's scores, drop
+    and what stayed float; a drop over ``max_drop`` raises ``GateRefused`` and writes nothing."""
+    _command(["quantize"], {"checkpoint": str(checkpoint), **settings}, "quantize")
+    return json.loads((Path(checkpoint).parent / "precisions.json").read_text())
+
+
 def explain(task: str, paths=(), **settings) -> list[Path]:
     """``backbonekit explain TASK PATH…``: the images written."""
     result = _command(["explain", task], settings, "explain", positional=[str(p) for p in paths])

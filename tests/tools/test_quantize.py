@@ -193,3 +193,15 @@ def test_sequence_int8_quantises_the_backbone_and_keeps_the_transformer_float(ti
     model, _ = load_for_inference(checkpoint, get_task("sequence"), runtime="onnxruntime", precision="int8")
     labels = model(torch.zeros(2, 3, 32, 32, dtype=torch.uint8))
     assert labels.shape == (2, 5)
+
+
+def test_the_python_api_quantizes_and_returns_the_record(classifier):
+    import backbonekit as bk
+
+    record = bk.quantize(classifier, runtime="onnxruntime", max_drop=100, keep_float="none", calibration_images=16)
+    entry = record["best.int8-onnxruntime.onnx"]
+    assert entry["calibration"]["images"] == 16 and entry["kept_float_types"] == []
+    from backbonekit.errors import GateRefused
+
+    with pytest.raises(GateRefused, match="drop .* > --max-drop -100"):
+        bk.quantize(classifier, runtime="onnxruntime", max_drop=-100, keep_float="none")
