@@ -18,6 +18,7 @@ import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 
 from backbonekit.errors import ConfigError
+from backbonekit.training.batchnorm_start import FreshBatchNormStart
 from backbonekit.training.callbacks import (CompileNotice, EpochLine, GracefulStop, LastCheckpoint, LoaderPosition,
                                             ResultsCSV, ResumedSchedule, RNGState)
 from backbonekit.training.checkpoint_io import BackgroundCheckpointIO
@@ -79,7 +80,7 @@ def build_trainer(cfg: EngineConfig, run_dir: Path, extra_callbacks=()) -> tuple
     }
     parts["last"] = LastCheckpoint(run_dir, parts["stop"], best=parts["checkpoint"])
     callbacks = [parts["checkpoint"], parts["last"], parts["stop"], ResultsCSV(run_dir / "results.csv"), RNGState(),
-                 ResumedSchedule(), LoaderPosition(),
+                 ResumedSchedule(), LoaderPosition(), FreshBatchNormStart(),
                  RichProgressBar() if progress else EpochLine(cfg.log_keys + (cfg.monitor,)), *extra_callbacks]
     if cfg.compile:
         callbacks.append(CompileNotice())
