@@ -67,17 +67,18 @@ def rows(args, seed: int) -> list[tuple[str, list[str], str]]:
     return plan
 
 
-def test_top1(checkpoint: Path) -> float:
+def test_top1(checkpoint: Path, data: str) -> float:
     from backbonekit.cli import main as backbonekit
 
     out = checkpoint.parent / "eval-test"
-    if backbonekit(["eval", "classify", "--checkpoint", str(checkpoint), "--split", "test", "--batch-size", "512",
-                    "--out", str(out)]):
+    # --data: a Noisy Student generation's folder has no run record of its own to find the data from
+    if backbonekit(["eval", "classify", "--checkpoint", str(checkpoint), "--data", data, "--split", "test",
+                    "--batch-size", "512", "--out", str(out)]):
         sys.exit(f"eval of {checkpoint} failed")
     return json.loads((out / "metrics.json").read_text())["top1"]
 
 
-def run_row(name: str, command: list[str], result: Path) -> dict:
+def run_row(name: str, command: list[str], result: Path, data: str) -> dict:
     from backbonekit.cli import main as backbonekit
 
     start = time.time()
@@ -85,9 +86,9 @@ def run_row(name: str, command: list[str], result: Path) -> dict:
         return {"error": f"exit status of `backbonekit {' '.join(command)}`"}
     seconds = time.time() - start
     if result.suffix == ".ckpt":
-        return {"test_top1": test_top1(result), "train_s": round(seconds, 1)}
+        return {"test_top1": test_top1(result, data), "train_s": round(seconds, 1)}
     generations = sorted(p for p in result.glob("gen*") if (p / "best.ckpt").is_file())
-    return {"generations": [test_top1(g / "best.ckpt") for g in generations], "train_s": round(seconds, 1)}
+    return {"generations": [test_top1(g / "best.ckpt", data) for g in generations], "train_s": round(seconds, 1)}
 
 
 def table(report: dict) -> str:
@@ -151,7 +152,7 @@ def main(argv=None) -> int:
             report["runs"] = [r for r in report["runs"] if not (r["row"] == name and r["seed"] == seed)]
             print(f"--- {name}, seed {seed}", flush=True)
             report["runs"].append({"row": name, "seed": seed, "command": " ".join(command),
-                                   **run_row(name, command, result)})
+                                   **run_row(name, command, result, args.data)})
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json.dumps(report, indent=2))
             os.replace(tmp, path)
