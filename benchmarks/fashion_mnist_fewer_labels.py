@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 
 VAL_RATIO = 5000 / 60000
+ROWS = {"labelled": "labelled only", "pseudo": "+ teacher pseudo-labels", "fixmatch": "+ FixMatch",
+        "kd": "distilled (all-label teacher)", "ns": "Noisy Student"}
 
 
 def common(args) -> list[str]:
@@ -133,6 +135,8 @@ def main(argv=None) -> int:
     p.add_argument("--limit-val-batches", type=int, default=8)
     p.add_argument("--kd-teacher", help="a classifier trained on all the labels (checkpoint) to distil from")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--rows", default=",".join(ROWS),
+                   help=f"comma-separated, of {', '.join(ROWS)} (labelled always runs: the others' baseline)")
     p.add_argument("--data", default="fashion-mnist")
     p.add_argument("--out", default="runs/fashion-mnist-fewer-labels")
     args = p.parse_args(argv)
@@ -145,8 +149,12 @@ def main(argv=None) -> int:
     report = json.loads(path.read_text()) if path.is_file() else {"runs": []}
     report.update(command=" ".join(["python", *sys.argv]), labels=args.labels_per_class * 10,
                   device=f"{cpu_name()}, torch {args.threads} thread(s)")
+    unknown = set(args.rows.split(",")) - set(ROWS)
+    if unknown:
+        p.error(f"--rows: unknown {', '.join(sorted(unknown))}; the rows are {', '.join(ROWS)}")
+    wanted = {ROWS[key] for key in ["labelled", *args.rows.split(",")] if key in ROWS}
     for seed in [int(s) for s in args.seeds.split(",")]:
-        for name, command, result in rows(args, seed):
+        for name, command, result in [row for row in rows(args, seed) if row[0] in wanted]:
             if any(r["row"] == name and r["seed"] == seed and "error" not in r for r in report["runs"]):
                 continue
             report["runs"] = [r for r in report["runs"] if not (r["row"] == name and r["seed"] == seed)]
