@@ -50,7 +50,10 @@ def _extra(name, data, digits_teacher):
 def test_every_recipe_the_issue_names_is_shipped():
     assert set(list_recipes()) == {"seqdeepfake-r50", "seqdeepfake-b4", "cifar10-efficientnet-b0", "cifar10-resnet18",
                                    "kitti-efficientdet-d0", "digits-distill", "digits-fixmatch",
-                                   "digits-noisy-student", "fashion-mnist-resnet18"}
+                                   "digits-noisy-student", "fashion-mnist-resnet18", "fashion-mnist-resnet50",
+                                   "fashion-mnist-seresnet18", "fashion-mnist-efficientnet-b0",
+                                   "fashion-mnist-efficientnet-lite0", "fashion-mnist-googlenet",
+                                   "fashion-mnist-densenet121"}
 
 
 @pytest.mark.parametrize("name", sorted(list_recipes()))
@@ -63,7 +66,7 @@ def test_recipe_trains_one_step_and_is_recorded(name, data, digits_teacher, tmp_
     folder = {"train classify": "classify", "train detect": "detect", "train sequence": "sequence",
               "train noisy-student": "noisy-student"}[recipe["command"]]
     settings = yaml.safe_load((tmp_path / folder / "r" / "run.yaml").read_text())["settings"]
-    typed = {"epochs"} | {w[2:].replace("-", "_") for w in extra if w.startswith("--")}
+    typed = {w[2:].replace("-", "_") for w in [*extra, *ONE_STEP] if w.startswith("--")}
     for key, value in recipe["settings"].items():
         if key not in typed:
             assert settings[key] in (value, [value]), key  # nargs options record a list

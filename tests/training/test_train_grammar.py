@@ -115,3 +115,16 @@ def test_a_resumed_schedule_follows_the_raised_epochs_not_the_old_end():
     new.load_state_dict(old.state_dict())
     assert new.last_epoch == 40
     assert new.get_lr()[0] == pytest.approx(0.5, abs=0.05)  # the lr the next step trains with
+
+
+@pytest.mark.parametrize(("typed", "limit"), [("5", 5), ("0.25", 0.25), ("1.0", 1.0), ("1", 1)])
+def test_limit_batches_reads_whole_numbers_as_batches_and_decimals_as_shares(typed, limit):
+    """Lightning's reading: 1.0 is every batch (it was once read as one batch); a type that says which."""
+    got = parse(["train", "classify", "--data", "d", "--limit-train-batches", typed]).limit_train_batches
+    assert got == limit and type(got) is type(limit)
+
+
+def test_limit_batches_refuses_a_share_above_one(capsys):
+    with pytest.raises(SystemExit):
+        parse(["train", "classify", "--data", "d", "--limit-val-batches", "2.5"])
+    assert "a share up to 1.0, got 2.5" in capsys.readouterr().err

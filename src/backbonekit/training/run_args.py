@@ -40,7 +40,7 @@ def add_run_arguments(p: argparse.ArgumentParser, batch_size: int = 32) -> None:
                    help="settings from a YAML file (a run's run.yaml reproduces it) or recipe:NAME (see "
                         "`backbonekit recipes`); flags typed after it override it")
     p.add_argument("--limit-train-batches", type=_batches, default=None, metavar="N",
-                   help="quick checks: N batches an epoch (or a share, e.g. 0.1)")
+                   help="quick checks: N batches an epoch, or a share (0.1; 1.0 is every batch)")
     p.add_argument("--limit-val-batches", type=_batches, default=None, metavar="N",
                    help="quick checks: N validation batches (or a share)")
     p.add_argument("--progress", choices=("auto", "bar", "lines"), default="auto",
@@ -55,10 +55,15 @@ def add_run_arguments(p: argparse.ArgumentParser, batch_size: int = 32) -> None:
 
 
 def _batches(value: str) -> int | float:
+    """Lightning's reading: a whole number is batches, a decimal a share of them (so 1.0 is every batch, not one)."""
     number = float(value)
     if number <= 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return int(number) if number >= 1 else number
+    if number.is_integer() and not any(mark in str(value) for mark in ".eE"):
+        return int(number)
+    if number > 1:
+        raise argparse.ArgumentTypeError(f"a number of batches (whole) or a share up to 1.0, got {value}")
+    return number
 
 
 def add_runtime_argument(p: argparse.ArgumentParser) -> None:
