@@ -38,11 +38,19 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--json", action="store_true", help="print the totals as JSON")
     p.set_defaults(func=cmd_summary)
 
+    _add_bench(top)
+
+    p = top.add_parser("recipes", help="the shipped training recipes (use as --config recipe:NAME)")
+    p.add_argument("name", nargs="?", help="show this recipe's settings and its full command")
+    p.set_defaults(func=cmd_recipes)
+
+
+def _add_bench(top) -> None:
     p = top.add_parser("bench", help="images/s of our model against torchvision's, timm's or effdet's, in one process",
                        description="Classifiers: inference or train step against torchvision or timm. Detectors "
                                    "(efficientdet_dX): predict (network, decoding, NMS) against effdet's "
                                    "tf_efficientdet_dX, e.g. 'backbonekit bench efficientdet_d0 --vs effdet'.")
-    p.add_argument("model")
+    p.add_argument("model", nargs="?", help="a registered model (random weights); or none with --checkpoint")
     p.add_argument("--vs", default=None, help="torchvision or timm (classifiers; default torchvision), effdet "
                                               "(detectors; the default for them)")
     p.add_argument("--batch-size", type=positive_int, default=None, help="default 8 (classifiers), 1 (detectors)")
@@ -62,13 +70,18 @@ def add_commands(verbs: dict) -> None:
                         "(classifiers) the peer exported (and quantised: int8 on random calibration, a speed figure) "
                         "to the same runtimes; detectors from image to detections against effdet eager (default "
                         "batch 1 then)")
-    p.add_argument("--plot", metavar="PNG", help="with --runtimes: draw the images/s of every runtime")
+    p.add_argument("--checkpoint", metavar="CKPT",
+                   help="with --runtimes, instead of MODEL: a trained classifier (best.ckpt, best.safetensors), "
+                        "each row (ours and the peer's, same weights) with its top-1 on the run's validation split; "
+                        "int8 calibrated on the run's training images as `backbonekit quantize` does")
+    p.add_argument("--limit-images", type=positive_int, metavar="N",
+                   help="with --checkpoint: score N validation images (drawn evenly), not all")
+    p.add_argument("--keep-float", default="auto", help="with --checkpoint: the int8 rows' layer types left float, "
+                   "as `backbonekit quantize --keep-float` decides them (auto: measured; none; or a list)")
+    p.add_argument("--plot", metavar="PNG", help="with --runtimes: draw the images/s of every runtime (and with "
+                                                 "--checkpoint their top-1)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
-
-    p = top.add_parser("recipes", help="the shipped training recipes (use as --config recipe:NAME)")
-    p.add_argument("name", nargs="?", help="show this recipe's settings and its full command")
-    p.set_defaults(func=cmd_recipes)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -150,8 +163,15 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    from backbonekit.errors import ConfigError
     from backbonekit.tools.bench import render, run_bench
 
+    if args.checkpoint and (args.model or not args.runtimes):
+        raise ConfigError("--checkpoint takes the place of MODEL, with --runtimes: `backbonekit bench --checkpoint "
+                          "RUN/best.ckpt --runtimes torch,onnxruntime,…`")
+    if not args.checkpoint and (args.model is None or args.limit_images or args.keep_float != "auto"):
+        raise ConfigError("bench needs a MODEL (random weights) or --checkpoint (a trained classifier; "
+                          "--limit-images and --keep-float go with it)")
     if args.runtimes:
         return cmd_bench_runtimes(args)
 
@@ -181,6 +201,8 @@ def cmd_bench_runtimes(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     batch = args.batch_size or 1
+    if args.checkpoint:
+        return _bench_checkpoint(args, runtimes, batch, say)
     if is_detector(args.model):
         from backbonekit.models.efficientdet import CONFIGS
         from backbonekit.tools.runtime_bench import run_detector_runtime_bench
@@ -202,6 +224,38 @@ def cmd_bench_runtimes(args: argparse.Namespace) -> int:
         title = f"{args.model} vs {vs}, batch {batch}, {size}²"
         print(f"chart written to {plot_runtimes(rows, vs, title, args.plot)}", file=sys.stderr)
     return 0
+
+
+def _bench_checkpoint(args: argparse.Namespace, runtimes: list[str], batch: int, say) -> int:
+    from backbonekit.errors import ConfigError
+    from backbonekit.tools.runtime_accuracy import run_checkpoint_bench
+    from backbonekit.tools.runtime_bench import plot_runtimes, render_runtimes
+
+    if args.image_size:
+        raise ConfigError("--image-size: a --checkpoint is benchmarked at its own image size")
+    vs = args.vs or "torchvision"
+    rows, no_peer = run_checkpoint_bench(args.checkpoint, runtimes, vs, batch, rounds=args.rounds, iters=args.iters,
+                                         limit_images=args.limit_images, keep_float=args.keep_float, progress=say)
+    size, name = _checkpoint_model(args.checkpoint)
+    if args.json:
+        for row in rows:
+            print(json.dumps(row.as_dict()))
+    else:
+        render_runtimes(rows, f"{args.checkpoint} ({name})", vs, batch, size)
+        if no_peer:
+            print(f"no {vs} rows: {no_peer}")
+    if args.plot:
+        title = f"{args.checkpoint} ({name}) vs {vs} (same weights), batch {batch}, {size}²"
+        print(f"chart written to {plot_runtimes(rows, vs, title, args.plot)}", file=sys.stderr)
+    return 0
+
+
+def _checkpoint_model(checkpoint: str) -> tuple[int, str]:
+    from backbonekit.training.task_io import recorded_config
+
+    config = recorded_config(checkpoint)
+    size = config["image_size"]
+    return int(size[0] if isinstance(size, (list, tuple)) else size), str(config["model"])
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:

@@ -45,6 +45,7 @@ class RuntimeRow:
     max_abs_diff: float           # outputs against the peer's eager outputs, as timed
     max_rel_diff: float           # the same over the largest |output| (random weights can give tiny outputs)
     size_mb: float | None = None  # on disk: the file the runtime runs, or the torch module's parameters and buffers
+    accuracy: float | None = None  # top-1 (%) on a trained run's validation split (bench --checkpoint), else None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -254,14 +255,16 @@ def alternate(steps: dict, x: torch.Tensor, rounds: int, iters: int, warmup: int
 
 
 def ratios(rows: list[RuntimeRow], peer: str) -> dict[str, dict[str, float]]:
-    """Per runtime, our median images/s over the peer's eager median and over the peer's median on that runtime."""
+    """Per runtime, our median images/s over the peer's eager median and over the peer's median on that runtime
+    (None where the peer has no such row)."""
     median = {(r.runtime, r.who): r.median for r in rows}
-    eager = median[("torch", peer)]
+    eager = median.get(("torch", peer))
     out = {}
     for (runtime, who), value in median.items():
         if who == "ours":
             same = median.get((runtime, peer))
-            out[runtime] = {"vs_peer_eager": value / eager, "vs_peer_same_runtime": value / same if same else None}
+            out[runtime] = {"vs_peer_eager": value / eager if eager else None,
+                            "vs_peer_same_runtime": value / same if same else None}
     return out
 
 
@@ -274,16 +277,26 @@ def render_runtimes(rows: list[RuntimeRow], name: str, peer: str, batch_size: in
     table = Table(title=escape(f"{name}, batch {batch_size}, {image_size}², {torch.get_num_threads()} threads: "
                                "images/s, median [slowest–fastest] of alternating rounds"))
     check = "max|diff| (box px, score)" if peer == "effdet" else "max|diff| / max|output|"
-    for column in ("runtime", "ours", peer, f"ours / {peer} eager", f"ours / {peer} same runtime", check, "MB"):
+    scored = any(r.accuracy is not None for r in rows)
+    columns = ("runtime", "ours", peer, f"ours / {peer} eager", f"ours / {peer} same runtime", check, "MB",
+               *(("top-1 % (ours)", f"top-1 % ({peer})", f"MB ({peer})") if scored else ()))
+    for column in columns:
         table.add_column(column, justify="left" if column == "runtime" else "right")
     by_key = {(r.runtime, r.who): r for r in rows}
     for runtime, ratio in ratios(rows, peer).items():
         ours, theirs = by_key[(runtime, "ours")], by_key.get((runtime, peer))
-        same = ratio["vs_peer_same_runtime"]
-        table.add_row(runtime, escape(_rate(ours)), escape(_rate(theirs)) if theirs else "",
-                      f"{ratio['vs_peer_eager']:.2f}×", f"{same:.2f}×" if same else "", f"{ours.max_rel_diff:.1e}",
-                      f"{ours.size_mb:.1f}" if ours.size_mb is not None else "")
+        cells = [runtime, escape(_rate(ours)), escape(_rate(theirs)) if theirs else "",
+                 *(f"{v:.2f}×" if v else "" for v in (ratio["vs_peer_eager"], ratio["vs_peer_same_runtime"])),
+                 f"{ours.max_rel_diff:.1e}", _number(ours.size_mb, 1)]
+        if scored:
+            cells += [_number(ours.accuracy, 2), _number(theirs and theirs.accuracy, 2),
+                      _number(theirs and theirs.size_mb, 1)]
+        table.add_row(*cells)
     make_console().print(table)
+
+
+def _number(value: float | None, digits: int) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
 
 
 def _rate(row: RuntimeRow) -> str:
@@ -291,15 +304,18 @@ def _rate(row: RuntimeRow) -> str:
 
 
 def plot_runtimes(rows: list[RuntimeRow], peer: str, title: str, path: str | Path) -> Path:
-    """Bars of median images/s per runtime, ours beside the peer, with the slowest–fastest range as error bars."""
+    """Bars of median images/s per runtime, ours beside the peer, with the slowest–fastest range as error bars; rows
+    with a top-1 (``bench --checkpoint``) get a second panel below: each variant's top-1, written beside its dot."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     runtimes = list(dict.fromkeys(r.runtime for r in rows))
-    fig, ax = plt.subplots(figsize=(1.6 * len(runtimes) + 2, 4))
-    width = 0.4
+    scored = any(r.accuracy is not None for r in rows)
+    fig, axes = plt.subplots(2 if scored else 1, 1, figsize=(1.6 * len(runtimes) + 2, 7 if scored else 4),
+                             squeeze=False, sharex=scored, height_ratios=[3, 2] if scored else [1])
+    ax, width = axes[0][0], 0.4
     for offset, who, colour in ((-width / 2, "ours", "tab:blue"), (width / 2, peer, "tab:grey")):
         for i, runtime in enumerate(runtimes):
             row = next((r for r in rows if r.runtime == runtime and r.who == who), None)
@@ -313,5 +329,24 @@ def plot_runtimes(rows: list[RuntimeRow], peer: str, title: str, path: str | Pat
     ax.set_xticks(range(len(runtimes)), runtimes)
     ax.set_ylabel("images/s (median; bars: slowest–fastest round)")
     ax.set_title(title, fontsize=9)
+    if scored:
+        _accuracy_panel(axes[1][0], rows, runtimes, peer, width)
     fig.tight_layout()
     return save_figure(fig, path, dpi=120)
+
+
+def _accuracy_panel(ax, rows: list[RuntimeRow], runtimes: list[str], peer: str, width: float) -> None:
+    """Each scored variant's top-1 as a dot at its bar's place above, its value written beside it."""
+    for offset, who, colour in ((-width / 2, "ours", "tab:blue"), (width / 2, peer, "tab:grey")):
+        for i, runtime in enumerate(runtimes):
+            row = next((r for r in rows if r.runtime == runtime and r.who == who), None)
+            if row is None or row.accuracy is None:
+                continue
+            ax.plot(i + offset, row.accuracy, "o", color=colour)
+            ax.annotate(f"{row.accuracy:.2f}", (i + offset, row.accuracy), textcoords="offset points",
+                        xytext=(0, 7), ha="center", fontsize=8)
+    ax.set_xticks(range(len(runtimes)), runtimes)
+    ax.set_xlim(-0.6, len(runtimes) - 0.4)
+    ax.margins(y=0.35)
+    ax.set_ylabel("top-1 % (the run's validation split)")
+    ax.grid(axis="y", alpha=0.3)
