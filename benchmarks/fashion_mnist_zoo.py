@@ -81,7 +81,7 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: 6 with a GPU, else 0)")
     p.add_argument("--threads", type=int, default=None, help="torch threads of each run (default: torch's)")
     p.add_argument("--precision", default=None,
-                   help="train's --precision (bf16-mixed: about 1.9x the images/s of fp32 for ResNet-18 at 28 px on "
+                   help="train's --precision (bf16-mixed: 1.7-1.8x the images/s of fp32 for ResNet-18 at 28 px on "
                         "this avx512_bf16 CPU); part of the recipe in the table; test is scored in fp32")
     p.add_argument("--data", default="fashion-mnist")
     p.add_argument("--out", default="runs/fashion-mnist-zoo")

@@ -14,7 +14,8 @@ METRIC = "top-1 (%)"
 SCOPES = {"backbone": ("task.model",), "all": ("",)}
 
 
-def _data(checkpoint: str | Path, image_size: int):
+def run_data(checkpoint: str | Path, image_size: int):
+    """The run's data as ``eval classify`` reads it (its recorded source, ratio and seed; no augmentation)."""
     source = eval_source(checkpoint, None, val_ratio=None, seed=None)
     return build_classification_data(source["data"], image_size=image_size, augment="none",
                                      val_ratio=source["val_ratio"], seed=source["seed"])
@@ -34,7 +35,7 @@ class EvalView:
 
 
 def calibration_set(checkpoint: str | Path, cfg) -> EvalView:
-    return EvalView(_data(checkpoint, cfg.image_size).train, build_eval_transform(cfg.image_size))
+    return EvalView(run_data(checkpoint, cfg.image_size).train, build_eval_transform(cfg.image_size))
 
 
 def folder_transform(cfg):
@@ -44,10 +45,14 @@ def folder_transform(cfg):
 
 def score(checkpoint: str | Path, model, batch_size: int) -> float:
     """Top-1 (%) of ``model`` (images → logits) on the run's validation split."""
-    data = _data(checkpoint, model.cfg.image_size)
+    return top1(model, run_data(checkpoint, model.cfg.image_size).val, batch_size)
+
+
+def top1(model, images, batch_size: int) -> float:
+    """Top-1 (%) of ``model`` (images → logits) on a dataset of (image, label)."""
     right = total = 0
     with torch.inference_mode():
-        for images, labels in DataLoader(data.val, batch_size=batch_size):
-            right += int((model(images).argmax(-1) == labels).sum())
+        for x, labels in DataLoader(images, batch_size=batch_size):
+            right += int((model(x).argmax(-1) == labels).sum())
             total += len(labels)
     return 100 * right / total

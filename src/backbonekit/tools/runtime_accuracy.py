@@ -15,11 +15,10 @@ from __future__ import annotations
 import statistics
 import tempfile
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Callable
 
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import Subset
 
 from backbonekit.classification.spec import SPEC as CLASSIFY
 from backbonekit.errors import ConfigError
@@ -44,27 +43,20 @@ def require_classifier(checkpoint: str | Path) -> None:
 
 
 def validation_images(checkpoint: str | Path, image_size: int, limit: int | None = None):
-    """The run's validation split as ``eval classify`` scores it (its recorded data, ratio and seed; no
-    augmentation); ``limit``: that many of its images, drawn evenly."""
-    from backbonekit.classification.data import build_classification_data
-    from backbonekit.training.run_record import eval_source
+    """The run's validation split as ``eval classify`` scores it; ``limit``: that many of its images, drawn evenly."""
+    from backbonekit.classification.int8 import run_data
 
-    source = eval_source(checkpoint, None, val_ratio=None, seed=None)
-    data = build_classification_data(source["data"], image_size=image_size, augment="none",
-                                     val_ratio=source["val_ratio"], seed=source["seed"])
-    if limit is None or limit >= len(data.val):
-        return data.val
-    return Subset(data.val, torch.linspace(0, len(data.val) - 1, limit).round().long().unique().tolist())
+    val = run_data(checkpoint, image_size).val
+    if limit is None or limit >= len(val):
+        return val
+    return Subset(val, torch.linspace(0, len(val) - 1, limit).round().long().unique().tolist())
 
 
 def top1(model: Callable, images, batch_size: int = SCORING_BATCH) -> float:
     """Top-1 (%) of ``model`` (images → logits, or a runner's outputs, logits first) on ``images``."""
-    right = total = 0
-    with torch.inference_mode():
-        for x, labels in DataLoader(images, batch_size=batch_size):
-            right += int((as_tensor(model(x)).argmax(-1) == labels).sum())
-            total += len(labels)
-    return 100 * right / total
+    from backbonekit.classification.int8 import top1 as task_top1
+
+    return task_top1(lambda x: as_tensor(model(x)), images, batch_size)
 
 
 def run_checkpoint_bench(checkpoint: str | Path, runtimes: list[str], vs: str = "torchvision", batch_size: int = 1,
@@ -172,17 +164,15 @@ class Variants:
 
     def _quantise_ours(self, runtime: str, out: Path) -> Path:
         from backbonekit.classification import int8 as support
-        from backbonekit.training.int8 import Int8Options, _quantise_and_score, calibration_images
+        from backbonekit.training.int8 import Int8Options, calibration_images, quantise_and_score
         options = Int8Options(runtime=runtime, keep_float=self.keep_float)
         if self.calibration is None:
             self.calibration, source = calibration_images(self.checkpoint, support, self.trained.cfg, options)
             self.say(f"int8: calibrating on {len(self.calibration)} images of {source}")
-        scored = SimpleNamespace(METRIC=support.METRIC, SCOPES=support.SCOPES,
-                                 score=lambda _checkpoint, model, _batch: top1(model, self.images))
         work = self.folder / f"quantise-{runtime}"
         work.mkdir()
-        figures = _quantise_and_score(self.checkpoint, CLASSIFY, scored, self.fp32("ours"),
-                                      self.calibration, options, work)
+        figures = quantise_and_score(self.checkpoint, CLASSIFY, support, self.fp32("ours"), self.calibration, options,
+                                     work, score_model=lambda model: top1(model, self.images))
         Path(figures["candidate"]).rename(out)
         self.kept[runtime] = figures["kept_float_types"]
         alone = ", ".join(f"{k} {d:+.2f}" for k, d in figures["drop_by_type_alone"].items())

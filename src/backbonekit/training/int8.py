@@ -28,6 +28,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -146,7 +147,7 @@ def quantize_checkpoint(checkpoint: str | Path, spec: TaskSpec, options: Int8Opt
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="backbonekit-int8-") as tmp:  # nothing beside the checkpoint until passed
         fp32 = _fp32_file(checkpoint, spec, trained, Path(tmp))
-        figures = _quantise_and_score(checkpoint, spec, support, fp32, images, options, Path(tmp))
+        figures = quantise_and_score(checkpoint, spec, support, fp32, images, options, Path(tmp))
         figures.update(calibration={"images": len(images), "source": source},
                        seconds=round(time.perf_counter() - started, 1))
         _print_figures(figures, options)
@@ -227,9 +228,10 @@ def _fp32_file(checkpoint: Path, spec: TaskSpec, trained, tmp: Path) -> Path:
     return tmp / "fp32.onnx"
 
 
-def _quantise_and_score(checkpoint: Path, spec: TaskSpec, support, fp32: Path, images: torch.Tensor,
-                        options: Int8Options, tmp: Path) -> dict:
-    """The candidate int8 file in ``tmp`` and the figures the gate reads: both scores on ``options.runtime``."""
+def quantise_and_score(checkpoint: Path, spec: TaskSpec, support, fp32: Path, images: torch.Tensor,
+                       options: Int8Options, tmp: Path, score_model: Callable | None = None) -> dict:
+    """The candidate int8 file in ``tmp`` and the figures the gate reads: both scores on ``options.runtime``;
+    ``score_model`` (a graph's model → its score) in place of the task's own score on the run's validation split."""
     import onnx
 
     from backbonekit.io.onnx_export import read_metadata
@@ -238,7 +240,8 @@ def _quantise_and_score(checkpoint: Path, spec: TaskSpec, support, fp32: Path, i
     model, scopes = onnx.load(str(fp32)), support.SCOPES[options.scope]
 
     def score(path: Path) -> float:
-        return float(support.score(checkpoint, spec.onnx_model(_runner(path, options.runtime)), options.batch_size))
+        model = spec.onnx_model(_runner(path, options.runtime))
+        return float(score_model(model) if score_model else support.score(checkpoint, model, options.batch_size))
 
     def quantise(path: Path, kept_types, metadata: dict) -> dict:
         names, counts = float_nodes(model, scopes, kept_types)
